@@ -1,0 +1,69 @@
+"""Depth and surface-normal condition maps (3-channel uint8 RGB)."""
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+DepthColormap = Literal["gray", "turbo"]
+
+
+def normalize_depth(
+    depth: np.ndarray,
+    mask: np.ndarray | None = None,
+    near_is_bright: bool = True,
+    colormap: DepthColormap = "gray",
+    invalid_value: float = 0.0,
+) -> np.ndarray:
+    """Turn metric or relative depth ``(..., H, W)`` into a 3-channel uint8 map ``(..., H, W, 3)``.
+
+    Values are min-max normalised over the valid foreground pixels of the whole clip (so the scale is
+    stable in time); pixels outside ``mask`` (the seg mask's foreground) or equal to ``invalid_value``
+    are black. ``near_is_bright`` matches disparity-like outputs such as DepthCrafter's.
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(depth) & (depth != invalid_value)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != depth.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match depth shape {depth.shape}")
+        valid &= mask
+    out = np.zeros(depth.shape, dtype=np.float64)
+    if valid.any():
+        lo, hi = depth[valid].min(), depth[valid].max()
+        scaled = (depth - lo) / (hi - lo) if hi > lo else np.ones_like(depth)
+        if near_is_bright:
+            scaled = 1.0 - scaled if hi > lo else scaled
+        # valid pixels span [1/255, 1] so that the nearest/farthest never collapses onto the black background
+        out = np.where(valid, (1.0 + 254.0 * np.clip(scaled, 0, 1)) / 255.0, 0.0)
+    grey = np.round(out * 255).astype(np.uint8)
+    if colormap == "gray":
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if colormap == "turbo":
+        flat = grey.reshape(-1, 1)
+        rgb = cv2.cvtColor(cv2.applyColorMap(flat, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB).reshape(grey.shape + (3,))
+        rgb[~valid] = 0
+        return rgb
+    raise ValueError(f"unknown depth colormap {colormap!r}; expected 'gray' or 'turbo'")
+
+
+def foreground_from_seg(seg_rgb: np.ndarray, threshold: int = 10) -> np.ndarray:
+    """Foreground mask of a coloured seg mask: any pixel that is not (near) black."""
+    return np.asarray(seg_rgb).max(axis=-1) > threshold
+
+
+def normals_to_rgb(normals: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Unit normals ``(..., 3)`` in [-1, 1] -> uint8 RGB ``(n + 1) / 2 * 255``; pixels outside ``mask`` black."""
+    normals = np.asarray(normals, dtype=np.float64)
+    norm = np.linalg.norm(normals, axis=-1, keepdims=True)
+    unit = np.divide(normals, norm, out=np.zeros_like(normals), where=norm > 0)
+    rgb = np.round((unit + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    if mask is not None:
+        rgb[~np.asarray(mask, dtype=bool)] = 0
+    return rgb
+
+
+def rgb_to_normals(rgb: np.ndarray) -> np.ndarray:
+    """Inverse of ``normals_to_rgb`` (up to quantisation): uint8 RGB -> normals in [-1, 1]."""
+    return np.asarray(rgb, dtype=np.float64) / 127.5 - 1.0

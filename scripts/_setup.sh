@@ -1,0 +1,23 @@
+# Sourced by the entry scripts: create .venv if missing and install the project (fast when nothing changed).
+# Usage: source scripts/_setup.sh [extra]   (extra: dev, gpu)
+set -euo pipefail
+PAM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PAM_VENV="${PAM_VENV:-$PAM_ROOT/.venv}"
+PAM_EXTRA="${1:-}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$PAM_VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment in $PAM_VENV"
+  "$PYTHON" -m venv "$PAM_VENV"
+fi
+# shellcheck disable=SC1091
+source "$PAM_VENV/bin/activate"
+stamp="$PAM_VENV/.pam-install-${PAM_EXTRA:-base}"
+if [ ! -f "$stamp" ] || [ "$PAM_ROOT/pyproject.toml" -nt "$stamp" ]; then
+  echo "[setup] installing torch==2.13.0 first (CPU build on machines without CUDA), then the project${PAM_EXTRA:+ [$PAM_EXTRA]}"
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet "torch==2.13.0"
+  if [ -n "$PAM_EXTRA" ]; then target=".[$PAM_EXTRA]"; else target="."; fi
+  (cd "$PAM_ROOT" && DS_BUILD_OPS=0 python -m pip install --quiet -e "$target")
+  touch "$stamp"
+fi
+export PYTHONPATH="$PAM_ROOT${PYTHONPATH:+:$PYTHONPATH}"

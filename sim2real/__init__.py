@@ -1,0 +1,1 @@
+"""Sim-to-real orchestration: render -> appearance (first frame) -> motion (video). Nothing imports this package."""

@@ -1,0 +1,21 @@
+"""Shared fixtures. Tests that need ../shared/samples skip (with the reason) when it is absent."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+from data_tools.cli import shared_samples_dir  # noqa: E402
+
+SAMPLE_DIR = shared_samples_dir()
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> str:
+    """The real DexYCB sample folder (../shared/samples/dexycb_val)."""
+    if SAMPLE_DIR is None:
+        pytest.skip("../shared/samples/dexycb_val is absent (set PAM_SHARED_DIR to point at shared/)")
+    return SAMPLE_DIR
