@@ -27,7 +27,7 @@ def test_write_split_and_read_back(tmp_path):
     assert abs(int(bundle.first_frame.mean()) - 200) < 4
     assert HOISplit(tmp_path, "train", conditions=["depth"])[1].shape == (7, 20, 20)  # native size kept
     write_video(tmp_path / "s1/seq/cam1/depth.mp4", np.zeros((6, 20, 20, 3), np.uint8))  # a broken clip
-    with pytest.raises(DataError, match=r"s1/seq/cam1: 'video' has \(T, H, W\) \(7, 20, 20\).*pass num_frames"):
+    with pytest.raises(DataError, match=r"s1/seq/cam1: bundle 's1/seq/cam1': 'video' has \(T, H, W\) \(7, 20, 20\).*pass num_frames"):
         HOISplit(tmp_path, "train", conditions=["depth"])[1]
 
 
