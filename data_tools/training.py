@@ -1,0 +1,293 @@
+"""The training runtime both trainers share (finetrainers style).
+
+A model family describes itself as a ``TrainingSpec`` (which module trains, how a batch becomes a loss, how to
+validate and save); ``Trainer`` owns everything else: accelerate set-up (CPU, one GPU, DDP, DeepSpeed ZeRO-2),
+AdamW, LR schedules with warm-up, gradient accumulation and clipping, mixed precision, a per-step jsonl log,
+checkpoints every K steps with resume from the latest, periodic validation and the final weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import shutil
+from typing import Any, Iterable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from data_tools.atomic import write_json
+from data_tools.errors import DataError
+
+logger = logging.getLogger(__name__)
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """AdamW and LR schedule (defaults as the reference motion stage)."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 1e-3
+    eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    scheduler: str = "cosine_with_restarts"  # any diffusers.optimization scheduler name
+    warmup_steps: int = 100
+    num_cycles: int = 1
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    """Steps, batching, precision, checkpointing and logging of one run."""
+
+    output_dir: str = "outputs/train"
+    max_steps: int = 1000
+    batch_size: int = 1
+    grad_accum: int = 1
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"; CPU runs fall back to "no"
+    seed: int = 0
+    checkpoint_every: int = 500
+    checkpoints_total_limit: int | None = 3
+    validate_every: int = 0  # 0: never
+    log_every: int = 10
+    resume: str | None = "latest"  # "latest", a checkpoint folder, or null
+    num_workers: int = 0
+    deepspeed_config: str | None = None  # a DeepSpeed json (ZeRO-2) when not launched through accelerate's config
+    cpu: bool = False
+
+
+class TrainingSpec:
+    """What a model family provides to ``Trainer``. Override the methods marked as required."""
+
+    def setup(self, accelerator) -> None:
+        """Move frozen components to ``accelerator.device`` / weight dtype (called once, before prepare)."""
+
+    def trainable_module(self) -> torch.nn.Module:  # required
+        """The module whose parameters with ``requires_grad`` are optimised (frozen parts may live inside)."""
+        raise NotImplementedError
+
+    def compute_loss(self, model: torch.nn.Module, batch: Any, accelerator) -> torch.Tensor:  # required
+        """Loss of one micro-batch; ``model`` is the prepared (possibly wrapped) trainable module."""
+        raise NotImplementedError
+
+    def collate(self, items: list) -> Any:
+        """Turn dataset items into a batch (default: torch's default collate)."""
+        return torch.utils.data.default_collate(items)
+
+    def validate(self, model: torch.nn.Module, accelerator, step: int, output_dir: str) -> None:
+        """Write validation outputs under ``output_dir`` (main process only)."""
+
+    def save_weights(self, model: torch.nn.Module, output_dir: str) -> None:
+        """Save the unwrapped trainable module (default: ``save_pretrained`` in safetensors)."""
+        model.save_pretrained(output_dir, safe_serialization=True)
+
+
+def build_accelerator(loop: LoopConfig):
+    """An ``Accelerator`` for CPU, one GPU, DDP or DeepSpeed (from the launcher or ``loop.deepspeed_config``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DeepSpeedPlugin, ProjectConfiguration
+
+    precision = loop.mixed_precision
+    if precision != "no" and (loop.cpu or not torch.cuda.is_available()):
+        logger.warning("mixed_precision=%s requested without CUDA: training in fp32", precision)
+        precision = "no"
+    plugin = None
+    if loop.deepspeed_config:
+        if not os.path.isfile(loop.deepspeed_config):
+            raise DataError(loop.deepspeed_config, "DeepSpeed config does not exist")
+        plugin = DeepSpeedPlugin(hf_ds_config=loop.deepspeed_config)
+    return Accelerator(
+        gradient_accumulation_steps=loop.grad_accum, mixed_precision=precision, cpu=loop.cpu,
+        deepspeed_plugin=plugin, project_config=ProjectConfiguration(project_dir=loop.output_dir),
+    )
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """AdamW over ``params`` (only those that require grad)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise DataError(None, "no trainable parameters: the spec's trainable module has everything frozen")
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, eps=cfg.eps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimizerConfig, max_steps: int):
+    """A diffusers LR schedule with warm-up (``cosine_with_restarts`` by default)."""
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
+                         num_training_steps=max_steps, num_cycles=cfg.num_cycles)
+
+
+def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """``(step, path)`` of complete checkpoints under ``output_dir/checkpoints``, oldest first."""
+    folder = os.path.join(output_dir, "checkpoints")
+    found = []
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            match = CHECKPOINT_RE.match(name)
+            path = os.path.join(folder, name)
+            if match and os.path.isfile(os.path.join(path, "trainer_state.json")):
+                found.append((int(match[1]), path))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    """Path of the newest complete checkpoint, or None."""
+    found = list_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def read_train_log(output_dir: str) -> list[dict]:
+    """The per-step records ``{"step", "loss", "lr"}`` written to ``train_log.jsonl``."""
+    path = os.path.join(output_dir, "train_log.jsonl")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Trainer:
+    """Runs a ``TrainingSpec`` over a dataset with the shared loop."""
+
+    def __init__(self, spec: TrainingSpec, dataset: Dataset, loop: LoopConfig, optim: OptimizerConfig,
+                 run_config: dict | None = None):
+        self.spec, self.dataset, self.loop, self.optim = spec, dataset, loop, optim
+        self.run_config = run_config or {}
+
+    def _dataloader(self) -> DataLoader:
+        if len(self.dataset) < self.loop.batch_size:
+            raise DataError(None, f"dataset has {len(self.dataset)} samples, fewer than batch_size={self.loop.batch_size}")
+        generator = torch.Generator().manual_seed(self.loop.seed)
+        return DataLoader(self.dataset, batch_size=self.loop.batch_size, shuffle=True, drop_last=True,
+                          collate_fn=self.spec.collate, num_workers=self.loop.num_workers, generator=generator)
+
+    def _resume_path(self) -> str | None:
+        resume = self.loop.resume
+        if not resume:
+            return None
+        if resume == "latest":
+            return latest_checkpoint(self.loop.output_dir)
+        if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+            raise DataError(resume, "not a complete checkpoint (trainer_state.json missing)")
+        return resume
+
+    def _save_checkpoint(self, accelerator, step: int) -> None:
+        final = os.path.join(self.loop.output_dir, "checkpoints", f"checkpoint-{step}")
+        partial = final + ".partial"
+        if accelerator.is_main_process and os.path.isdir(partial):
+            shutil.rmtree(partial)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(partial)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            write_json(os.path.join(partial, "trainer_state.json"), {"step": step, "config": self.run_config})
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            os.replace(partial, final)
+            limit = self.loop.checkpoints_total_limit
+            if limit:
+                for _, old in list_checkpoints(self.loop.output_dir)[:-limit]:
+                    shutil.rmtree(old, ignore_errors=True)
+            logger.info("saved checkpoint %s", final)
+        accelerator.wait_for_everyone()
+
+    def train(self) -> dict:
+        """Train to ``loop.max_steps`` optimizer steps (resuming when a checkpoint exists); returns a summary."""
+        from accelerate.utils import set_seed
+        from tqdm.auto import tqdm
+
+        loop = self.loop
+        accelerator = build_accelerator(loop)
+        set_seed(loop.seed)
+        os.makedirs(loop.output_dir, exist_ok=True)
+        self.spec.setup(accelerator)
+        module = self.spec.trainable_module()
+        optimizer = build_optimizer(module.parameters(), self.optim)
+        scheduler = build_scheduler(optimizer, self.optim, loop.max_steps)
+        dataloader = self._dataloader()
+        model, optimizer, dataloader, scheduler = accelerator.prepare(module, optimizer, dataloader, scheduler)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+
+        step = 0
+        resume = self._resume_path()
+        if resume:
+            accelerator.load_state(resume)
+            with open(os.path.join(resume, "trainer_state.json"), encoding="utf-8") as f:
+                step = int(json.load(f)["step"])
+            logger.info("resumed from %s at step %d", resume, step)
+        batches_per_epoch = len(dataloader)
+        consumed = step * loop.grad_accum
+        epoch = consumed // max(1, batches_per_epoch)
+        skip = consumed % max(1, batches_per_epoch)
+        log_path = os.path.join(loop.output_dir, "train_log.jsonl")
+        progress = tqdm(total=loop.max_steps, initial=step, desc="train", disable=not accelerator.is_main_process)
+        losses = []
+        running = 0.0
+        micro = 0
+        model.train()
+        while step < loop.max_steps:
+            if hasattr(dataloader, "set_epoch"):
+                dataloader.set_epoch(epoch)
+            epoch_loader = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+            skip = 0
+            for batch in epoch_loader:
+                with accelerator.accumulate(model):
+                    loss = self.spec.compute_loss(model, batch, accelerator)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and self.optim.max_grad_norm:
+                        accelerator.clip_grad_norm_(trainable, self.optim.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                running += accelerator.gather(loss.detach().float().reshape(1)).mean().item()
+                micro += 1
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                mean_loss = running / micro
+                running, micro = 0.0, 0
+                losses.append(mean_loss)
+                progress.update(1)
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+                if accelerator.is_main_process:
+                    with open(log_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": step, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}) + "\n")
+                    if loop.log_every and step % loop.log_every == 0:
+                        logger.info("step %d loss %.5f lr %.3g", step, mean_loss, scheduler.get_last_lr()[0])
+                if loop.checkpoint_every and (step % loop.checkpoint_every == 0 or step == loop.max_steps):
+                    self._save_checkpoint(accelerator, step)
+                if loop.validate_every and step % loop.validate_every == 0 and accelerator.is_main_process:
+                    model.eval()
+                    with torch.no_grad():
+                        self.spec.validate(accelerator.unwrap_model(model), accelerator, step,
+                                           os.path.join(loop.output_dir, "validation", f"step-{step}"))
+                    model.train()
+                if step >= loop.max_steps:
+                    break
+            epoch += 1
+        progress.close()
+        accelerator.wait_for_everyone()
+        final_dir = os.path.join(loop.output_dir, "final")
+        if accelerator.is_main_process:
+            self.spec.save_weights(accelerator.unwrap_model(model), final_dir)
+            write_json(os.path.join(final_dir, "trainer_state.json"), {"step": step, "config": self.run_config})
+        accelerator.wait_for_everyone()
+        summary = {"step": step, "losses": losses, "final_dir": final_dir,
+                   "world_size": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type)}
+        accelerator.end_training()
+        return summary
+
+
+def loss_ratio(losses: list[float], window: int = 3) -> float:
+    """Mean of the first ``window`` losses divided by the mean of the last ``window`` (> 1 means it dropped)."""
+    if len(losses) < 2 * window:
+        raise ValueError(f"need at least {2 * window} losses, got {len(losses)}")
+    first = sum(losses[:window]) / window
+    last = sum(losses[-window:]) / window
+    return first / last if last > 0 else math.inf
