@@ -1,0 +1,213 @@
+"""Hand-keypoint error of generated videos: an estimator interface, a TorchScript adapter, MPJPE and PCK.
+
+Conventions: 2D joints are pixel ``(x, y)`` of the evaluated video, ``(T, 21, 2)``; 3D joints are camera-frame
+millimetres ``(T, 21, 3)``; a frame (or joint) with any coordinate -1 or non-finite is missing and excluded.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from data_tools.errors import DataError
+from data_tools.keypoints import NUM_JOINTS
+from data_tools.video_io import resize_frames
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class HandKeypoints:
+    """Keypoints of one hand over a video: ``joints_2d (T, 21, 2)`` px, optional ``joints_3d (T, 21, 3)`` mm."""
+
+    joints_2d: np.ndarray
+    joints_3d: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.joints_2d = np.asarray(self.joints_2d, dtype=np.float64)
+        if self.joints_2d.ndim != 3 or self.joints_2d.shape[1:] != (NUM_JOINTS, 2):
+            raise ValueError(f"joints_2d must be (T, {NUM_JOINTS}, 2), got {self.joints_2d.shape}")
+        if self.joints_3d is not None:
+            self.joints_3d = np.asarray(self.joints_3d, dtype=np.float64)
+            if self.joints_3d.shape != (len(self.joints_2d), NUM_JOINTS, 3):
+                raise ValueError(f"joints_3d must be ({len(self.joints_2d)}, {NUM_JOINTS}, 3), got {self.joints_3d.shape}")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.joints_2d)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``joints_2d`` (and ``joints_3d``) to an npz file, atomically."""
+        from data_tools.atomic import atomic_path
+
+        arrays = {"joints_2d": self.joints_2d}
+        if self.joints_3d is not None:
+            arrays["joints_3d"] = self.joints_3d
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "HandKeypoints":
+        """Read an npz with ``joints_2d`` ``(T, 21, 2)`` (or ``(T, 1, 21, 2)``) and optional ``joints_3d``."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise DataError(path, "keypoint file does not exist")
+        with np.load(path) as data:
+            if "joints_2d" not in data:
+                raise DataError(path, f"keypoint file lacks 'joints_2d' (has {sorted(data.files)})")
+            j2 = data["joints_2d"]
+            j3 = data["joints_3d"] if "joints_3d" in data else None
+        try:
+            return cls(j2.reshape(len(j2), NUM_JOINTS, 2), None if j3 is None else j3.reshape(len(j3), NUM_JOINTS, 3))
+        except ValueError as exc:
+            raise DataError(path, str(exc)) from None
+
+
+def _valid(joints: np.ndarray) -> np.ndarray:
+    """``(..., J, D)`` -> ``(..., J)`` bool: finite and not the -1 'missing' marker."""
+    return np.isfinite(joints).all(-1) & ~(joints == -1).any(-1)
+
+
+def joint_errors(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean error per joint ``(..., J)`` and the mask of joints valid in both (missing -> excluded)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if pred.shape != target.shape:
+        raise ValueError(f"predicted {pred.shape} and target {target.shape} keypoints differ in shape")
+    mask = _valid(pred) & _valid(target)
+    err = np.linalg.norm(np.where(mask[..., None], pred - target, 0.0), axis=-1)
+    return err, mask
+
+
+def mpjpe(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean per-joint position error over joints valid in both (NaN when none are)."""
+    err, mask = joint_errors(pred, target)
+    return float(err[mask].mean()) if mask.any() else float("nan")
+
+
+def pck(pred: np.ndarray, target: np.ndarray, thresholds: Sequence[float]) -> dict[float, float]:
+    """Fraction of valid joints whose error is at most each threshold (same unit as the joints)."""
+    err, mask = joint_errors(pred, target)
+    values = err[mask]
+    return {float(t): (float((values <= t).mean()) if values.size else float("nan")) for t in thresholds}
+
+
+def align_root(joints: np.ndarray, root: int = 0) -> np.ndarray:
+    """Subtract the root joint (wrist) per frame: ``(..., J, 3)``."""
+    joints = np.asarray(joints, np.float64)
+    return joints - joints[..., root:root + 1, :]
+
+
+def align_procrustes(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Similarity-align each frame of ``pred (T, J, 3)`` to ``target`` (rotation, scale, translation)."""
+    out = np.array(pred, np.float64)
+    for t in range(len(out)):
+        p, g = out[t], np.asarray(target[t], np.float64)
+        mu_p, mu_g = p.mean(0), g.mean(0)
+        p0, g0 = p - mu_p, g - mu_g
+        u, s, vt = np.linalg.svd(p0.T @ g0)
+        d = np.sign(np.linalg.det(u @ vt))
+        s[-1] *= d
+        u[:, -1] *= d
+        rot = u @ vt
+        scale = s.sum() / max((p0 ** 2).sum(), 1e-12)
+        out[t] = scale * p0 @ rot + mu_g
+    return out
+
+
+def keypoint_metrics(pred: HandKeypoints, target: HandKeypoints, pck_thresholds: Sequence[float] = (5, 10, 20),
+                     align_3d: str = "root") -> dict[str, float]:
+    """2D MPJPE (px) and PCK@px; 3D MPJPE (mm, after ``align_3d``: none | root | procrustes) when both have 3D."""
+    if pred.num_frames != target.num_frames:
+        raise ValueError(f"predicted keypoints have {pred.num_frames} frames, target {target.num_frames}")
+    out = {"mpjpe_2d_px": mpjpe(pred.joints_2d, target.joints_2d)}
+    out.update({f"pck_{t:g}px": v for t, v in pck(pred.joints_2d, target.joints_2d, pck_thresholds).items()})
+    if pred.joints_3d is not None and target.joints_3d is not None:
+        p3, g3 = pred.joints_3d, target.joints_3d
+        ok = _valid(p3).all(-1) & _valid(g3).all(-1)  # whole frames: alignment needs all joints
+        p3, g3 = p3[ok], g3[ok]
+        if align_3d == "root":
+            p3, g3 = align_root(p3), align_root(g3)
+        elif align_3d == "procrustes":
+            p3 = align_procrustes(p3, g3)
+        elif align_3d != "none":
+            raise ValueError(f"align_3d must be none, root or procrustes, got {align_3d!r}")
+        out["mpjpe_3d_mm"] = mpjpe(p3, g3) if len(p3) else float("nan")
+    return out
+
+
+class KeypointEstimator(abc.ABC):
+    """Anything that gives hand keypoints per frame of a video."""
+
+    @abc.abstractmethod
+    def estimate(self, video: np.ndarray) -> HandKeypoints:
+        """``(T, H, W, 3)`` uint8 RGB -> keypoints in that video's pixel frame."""
+
+
+@dataclasses.dataclass
+class EstimatorConfig:
+    """A locally supplied TorchScript hand-pose model and how to talk to it.
+
+    The model takes ``(B, 3, H, W)`` float (RGB in [0, 1], then ``(x - mean) / std``) at ``input_size`` and
+    returns a tensor ``(B, 21, 2)`` of 2D joints, or a tuple/dict whose first/``joints_2d`` entry is that
+    and whose second/``joints_3d`` entry is ``(B, 21, 3)``. ``coords``: "normalized" ([0, 1] of the input)
+    or "pixels" (of the input). ``scale_3d`` converts its 3D unit to mm (1000 for metres).
+    """
+
+    path: str | None = None
+    input_size: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    mean: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = dataclasses.field(default_factory=lambda: [1.0, 1.0, 1.0])
+    coords: str = "normalized"
+    scale_3d: float = 1.0
+    batch_size: int = 16
+
+
+class TorchScriptHandEstimator(KeypointEstimator):
+    """Adapter for a TorchScript hand-keypoint checkpoint (see ``EstimatorConfig``)."""
+
+    def __init__(self, config: EstimatorConfig, device: str | torch.device | None = None):
+        if not config.path:
+            raise DataError(None, "keypoints.estimator.path is not set: give a local TorchScript hand-pose model")
+        if not os.path.isfile(config.path):
+            raise DataError(config.path, "hand-keypoint estimator checkpoint does not exist")
+        if config.coords not in ("normalized", "pixels"):
+            raise DataError(None, f"keypoints.estimator.coords must be normalized or pixels, got {config.coords!r}")
+        self.config = config
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            self.model = torch.jit.load(config.path, map_location=self.device).eval()
+        except (RuntimeError, ValueError) as exc:
+            raise DataError(config.path, f"not a loadable TorchScript model ({exc})") from None
+        self.mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def estimate(self, video: np.ndarray) -> HandKeypoints:
+        c = self.config
+        h_in, w_in = c.input_size
+        frames = resize_frames(np.asarray(video), (h_in, w_in), "resize", "area")
+        j2, j3 = [], []
+        for start in range(0, len(frames), c.batch_size):
+            x = torch.from_numpy(frames[start:start + c.batch_size]).to(self.device).permute(0, 3, 1, 2).float() / 255
+            out = self.model((x - self.mean) / self.std)
+            if isinstance(out, dict):
+                p2, p3 = out["joints_2d"], out.get("joints_3d")
+            elif isinstance(out, (tuple, list)):
+                p2, p3 = out[0], (out[1] if len(out) > 1 else None)
+            else:
+                p2, p3 = out, None
+            j2.append(p2.float().cpu().numpy().reshape(len(x), NUM_JOINTS, 2))
+            if p3 is not None:
+                j3.append(p3.float().cpu().numpy().reshape(len(x), NUM_JOINTS, 3))
+        joints_2d = np.concatenate(j2).astype(np.float64)
+        if c.coords == "normalized":
+            joints_2d = joints_2d * np.array([w_in, h_in])
+        joints_2d = joints_2d * np.array([video.shape[2] / w_in, video.shape[1] / h_in])
+        joints_3d = np.concatenate(j3).astype(np.float64) * c.scale_3d if j3 else None
+        return HandKeypoints(joints_2d, joints_3d)
