@@ -1,0 +1,101 @@
+"""Run configuration of the appearance stage (YAML -> dataclasses via ``data_tools.config``)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from data_tools.config import load_config
+from data_tools.training import LoopConfig, OptimizerConfig
+
+
+@dataclasses.dataclass
+class TinyModelConfig:
+    """Random tiny components (CPU, seconds): keyword arguments of each diffusers/transformers config class."""
+
+    seed: int = 0
+    transformer: dict = dataclasses.field(default_factory=dict)   # FluxTransformer2DModel
+    vae: dict = dataclasses.field(default_factory=dict)           # AutoencoderKL
+    t5: dict = dataclasses.field(default_factory=dict)            # T5Config (ByT5 tokenizer, no files)
+    clip: dict = dataclasses.field(default_factory=dict)          # CLIPTextConfig (byte-level vocab made in code)
+    clip_max_length: int = 77
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Where the components come from: ``tiny`` (random, from ``tiny``) or ``pretrained`` (local folders)."""
+
+    source: str = "tiny"  # "tiny" | "pretrained"
+    base_path: str | None = None        # diffusers FLUX folder: transformer/, vae/, text_encoder(_2)/, tokenizer(_2)/, scheduler/
+    controlnet_path: str | None = None  # an AppearanceControlNets folder (training's final/); None: new branches
+    dtype: str = "float32"              # weights of the frozen parts: float32 | bfloat16 | float16
+    scheduler: dict = dataclasses.field(default_factory=lambda: {
+        "shift": 3.0, "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15,
+        "base_image_seq_len": 256, "max_image_seq_len": 4096})  # used when the base folder has none (tiny)
+    tiny: TinyModelConfig = dataclasses.field(default_factory=TinyModelConfig)
+
+
+@dataclasses.dataclass
+class ControlNetConfig:
+    """The two branches: which maps each reads, default scales, size of a new branch."""
+
+    branches: dict = dataclasses.field(default_factory=lambda: {
+        "physical": ["depth", "normal"], "semantic": ["hand_keypoints", "seg_mask"]})
+    conditioning_scales: dict = dataclasses.field(default_factory=lambda: {"physical": 1.0, "semantic": 1.0})
+    num_layers: int = 2
+    num_single_layers: int = 0
+    hint_block_out_channels: list[int] = dataclasses.field(default_factory=lambda: [16, 16, 16, 16])
+    blocks_repeat: bool = True  # residual i % n into base double block i (x-flux); false: diffusers' intervals
+
+
+@dataclasses.dataclass
+class SamplingConfig:
+    """Inference defaults."""
+
+    size: list[int] | None = None  # [H, W] to generate at; None: the bundle's size rounded to multiples of 16
+    num_inference_steps: int = 28
+    guidance_scale: float = 3.5
+    max_sequence_length: int = 512
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2, 3])
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Training frames: one random frame per clip of a processed dataset split."""
+
+    root: str | None = None
+    split: str = "train"
+    val_split: str | None = "val"
+    size: list[int] = dataclasses.field(default_factory=lambda: [480, 720])
+    frames_per_clip: int = 13  # frames read per clip (uniform); one of them is drawn per sample
+    resize_mode: str = "crop"
+    num_val_images: int = 4
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Loss options; the loop and optimizer come from the shared runtime."""
+
+    timestep_sampling: str = "shift"  # "shift" (logit-normal + FLUX resolution shift) | "uniform" (reference)
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    guidance_scale: float = 4.0  # guidance fed to guidance-distilled FLUX.1-dev while training (reference: 4)
+    gradient_checkpointing: bool = False
+    val_steps: int = 28
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+
+
+@dataclasses.dataclass
+class AppearanceConfig:
+    """A full appearance-stage run: model, branches, sampling, data and training."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    controlnet: ControlNetConfig = dataclasses.field(default_factory=ControlNetConfig)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def load_appearance_config(path: str | None, overrides: Sequence[str] = ()) -> AppearanceConfig:
+    """Read a YAML config and apply ``key.sub=value`` overrides."""
+    return load_config(AppearanceConfig, path, overrides)
