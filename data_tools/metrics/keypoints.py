@@ -211,3 +211,24 @@ class TorchScriptHandEstimator(KeypointEstimator):
         joints_2d = joints_2d * np.array([video.shape[2] / w_in, video.shape[1] / h_in])
         joints_3d = np.concatenate(j3).astype(np.float64) * c.scale_3d if j3 else None
         return HandKeypoints(joints_2d, joints_3d)
+
+
+def map_points(joints_2d: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
+    """Move pixel ``(x, y)`` points the way ``video_io.resize_frames(mode)`` moves the frame they lie on.
+
+    Missing points (-1 / non-finite) stay -1.
+    """
+    (sh, sw), (th, tw) = src_hw, dst_hw
+    joints_2d = np.asarray(joints_2d, np.float64)
+    if mode == "resize":
+        rh, rw, y0, x0 = th, tw, 0, 0
+    elif mode in ("crop", "pad"):
+        scale = max(th / sh, tw / sw) if mode == "crop" else min(th / sh, tw / sw)
+        rh, rw = max(1, round(sh * scale)), max(1, round(sw * scale))
+        rh, rw = (max(rh, th), max(rw, tw)) if mode == "crop" else (min(rh, th), min(rw, tw))
+        sign = -1 if mode == "crop" else 1
+        y0, x0 = sign * (abs(rh - th) // 2), sign * (abs(rw - tw) // 2)
+    else:
+        raise ValueError(f"unknown resize mode {mode!r}")
+    out = (joints_2d + 0.5) * np.array([rw / sw, rh / sh]) - 0.5 + np.array([x0, y0])
+    return np.where(_valid(joints_2d)[..., None], out, -1.0)
