@@ -1,0 +1,106 @@
+"""Configuration of the motion stage: one YAML file describes model, generation, data and training."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+
+from data_tools.config import load_config
+from data_tools.errors import DataError
+from data_tools.training import LoopConfig, OptimizerConfig
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass
+class TinyModelConfig:
+    """Sizes of the randomly initialised tiny components (used when ``model.pretrained`` is null)."""
+
+    seed: int = 0
+    latent_channels: int = 4
+    vae_channels: int = 8
+    num_attention_heads: int = 2
+    attention_head_dim: int = 16  # multiple of 16 for the 3D rotary embedding
+    num_layers: int = 2
+    time_embed_dim: int = 16
+    text_embed_dim: int = 32
+    text_layers: int = 1
+    max_text_seq_length: int = 16
+    learned_positional_embeddings: bool = False  # true as in CogVideoX-5b-I2V (then only the configured size runs)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which weights to use and the shape of the condition branch."""
+
+    pretrained: str | None = None  # local CogVideoX-5b-I2V diffusers folder (tokenizer/text_encoder/vae/transformer/scheduler)
+    transformer: str | None = None  # trained condition transformer folder; null: built from the base (zero branch)
+    condition_names: list[str] = dataclasses.field(default_factory=lambda: ["hand_keypoints", "depth", "seg_mask"])
+    num_condition_blocks: int = 12
+    replace_condition_stream: bool = True  # the reference quirk: block i's projection feeds copy block i+1
+    dtype: str = "bf16"  # fp32 | bf16 | fp16 (weights at inference; training keeps the branch in fp32)
+    tiny: TinyModelConfig = dataclasses.field(default_factory=TinyModelConfig)
+
+    def torch_dtype(self) -> torch.dtype:
+        if self.dtype not in DTYPES:
+            raise DataError(None, f"model.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        return DTYPES[self.dtype]
+
+
+@dataclasses.dataclass
+class GenerateConfig:
+    """Inference settings."""
+
+    num_frames: int = 49
+    height: int = 480
+    width: int = 720
+    num_inference_steps: int = 50
+    guidance_scale: float = 6.0
+    use_dynamic_cfg: bool = False
+    scheduler: str = "dpm"  # dpm | ddim
+    negative_prompt: str = ""
+    fps: int = 15
+    resize_mode: str = "crop"
+    vae_slicing: bool = True
+    vae_tiling: bool = False
+    cpu_offload: bool = False
+    device: str | None = None  # default: cuda when available
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where training data comes from and where pre-computed latents go."""
+
+    root: str | None = None  # processed dataset root (data_tools.hoi_dataset layout)
+    split: str = "train"
+    latents: str = "outputs/motion/latents"  # latent store written by prepare, read by train
+    image_noise: bool = True  # noise the first frame in pixel space before encoding (log sigma ~ N(-3, 0.5))
+    storage_dtype: str = "bf16"  # dtype of stored latents
+    limit: int | None = None  # only the first N clips (smoke tests)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training of the condition branch (loop and optimiser come from data_tools.training)."""
+
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    noised_image_dropout: float = 0.05
+    train_base: bool = False
+    gradient_checkpointing: bool = True
+    validation_sample: str | None = None  # a condition video folder (ConditionBundle.from_video_folder) with a first frame
+    validation_steps: int = 20
+
+
+@dataclasses.dataclass
+class MotionConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    generate: GenerateConfig = dataclasses.field(default_factory=GenerateConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def load_motion_config(path: str | None, overrides: Sequence[str] = ()) -> MotionConfig:
+    """Load a motion YAML (e.g. ``configs/motion/tiny.yaml``) with ``key.sub=value`` overrides."""
+    return load_config(MotionConfig, path, overrides)

@@ -1,0 +1,110 @@
+"""``MotionGenerator``: the motion stage behind one call (first frame + condition bundle -> video)."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from data_tools.bundle import ConditionBundle
+from data_tools.errors import DataError
+from data_tools.video_io import resize_frames
+from motion_gen.components import build_scheduler, load_text_components, load_transformer, load_vae
+from motion_gen.config import MotionConfig, load_motion_config
+from motion_gen.pipeline import CogVideoXConditionPipeline
+
+logger = logging.getLogger(__name__)
+
+
+def default_device(device: str | None = None) -> str:
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=None) -> CogVideoXConditionPipeline:
+    """The condition pipeline of a motion config (tiny random components or local real weights)."""
+    device = default_device(device or cfg.generate.device)
+    dtype = cfg.model.torch_dtype() if device != "cpu" else None  # CPU: fp32 as built
+    tokenizer, text_encoder = load_text_components(cfg.model, dtype)
+    vae = load_vae(cfg.model, dtype)
+    if transformer is None:
+        transformer = load_transformer(cfg.model, cfg.generate, dtype)
+    pipe = CogVideoXConditionPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                                      transformer=transformer, scheduler=build_scheduler(cfg.generate.scheduler,
+                                                                                         cfg.model.pretrained))
+    if cfg.generate.vae_slicing:
+        pipe.vae.enable_slicing()
+    if cfg.generate.vae_tiling:
+        pipe.vae.enable_tiling()
+    if cfg.generate.cpu_offload and device != "cpu":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def check_video_shape(num_frames: int, size: tuple[int, int], where: str | None = None) -> None:
+    """DataError unless ``num_frames`` is 4k+1 and both sides are multiples of 16 (VAE 8x, patch 2)."""
+    if num_frames < 1 or (num_frames - 1) % 4:
+        raise DataError(where, f"frame count {num_frames} is not 4k+1 (the VAE compresses time 4x after frame 0)")
+    if size[0] % 16 or size[1] % 16 or min(size) <= 0:
+        raise DataError(where, f"size {size[0]}x{size[1]} is not a multiple of 16 (VAE 8x times patch 2)")
+
+
+class MotionGenerator:
+    """Generates a video from a first frame and a ``ConditionBundle``."""
+
+    def __init__(self, cfg: MotionConfig, pipe: CogVideoXConditionPipeline):
+        self.cfg, self.pipe = cfg, pipe
+        self.condition_names = list(pipe.transformer.config.condition_names)
+        self.num_frames, self.height, self.width = cfg.generate.num_frames, cfg.generate.height, cfg.generate.width
+        tconfig = pipe.transformer.config
+        # learned positional embeddings (CogVideoX-5b-I2V) only run at the size the model was built for
+        self.fixed_size = ((tconfig.sample_height * 8, tconfig.sample_width * 8)
+                           if tconfig.use_learned_positional_embeddings else None)
+
+    @classmethod
+    def load(cls, config_path: str, overrides: Sequence[str] = (), device: str | None = None) -> "MotionGenerator":
+        """Build from a motion YAML, e.g. ``configs/motion/tiny.yaml`` (random tiny components, CPU, seconds)."""
+        cfg = load_motion_config(config_path, overrides)
+        return cls(cfg, build_pipeline(cfg, device))
+
+    def generate(self, first_frame: np.ndarray, bundle: ConditionBundle, seed: int = 0,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None) -> np.ndarray:
+        """(T, H, W, 3) uint8 with T = bundle.num_frames and (H, W) = bundle.size."""
+        num_frames, size = bundle.num_frames, tuple(bundle.size)
+        check_video_shape(num_frames, size, bundle.name)
+        missing = [n for n in self.condition_names if n not in bundle.conditions]
+        if missing:
+            raise DataError(bundle.name, f"bundle lacks conditions {missing} needed by the motion model")
+        if first_frame.dtype != np.uint8 or first_frame.ndim != 3 or first_frame.shape[-1] != 3:
+            raise DataError(bundle.name, f"first frame must be uint8 (H, W, 3), got {first_frame.dtype} {first_frame.shape}")
+        gen = self.cfg.generate
+        run_size = self.fixed_size or size
+        if run_size != size:
+            logger.info("model runs at %s only: resampling inputs from %s and the output back", run_size, size)
+        conditions = {n: bundle.conditions[n] for n in self.condition_names}
+        # the CogVideoX VAE decodes an even number of latent frames to 4 extra frames (5 -> 2 latents -> 8):
+        # run 4 more frames (conditions hold their last frame) and drop them afterwards
+        extra = 4 if ((num_frames - 1) // 4) % 2 else 0
+        if extra:
+            conditions = {n: np.concatenate([v, np.repeat(v[-1:], extra, 0)]) for n, v in conditions.items()}
+        if run_size != size:
+            conditions = {n: resize_frames(v, run_size, gen.resize_mode) for n, v in conditions.items()}
+        first = resize_frames(first_frame, run_size, gen.resize_mode, "area")
+        image = torch.from_numpy(first).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+        device = self.pipe._execution_device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        frames = self.pipe(
+            image=image, prompt=bundle.prompt or "", negative_prompt=gen.negative_prompt or None,
+            conditions=conditions, height=run_size[0], width=run_size[1], num_frames=num_frames + extra,
+            num_inference_steps=num_inference_steps or gen.num_inference_steps,
+            guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
+            use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator, output_type="np",
+            resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
+        ).frames[0]
+        video = np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)[:num_frames]
+        if video.shape[0] != num_frames:
+            raise RuntimeError(f"pipeline returned {video.shape[0]} frames, expected {num_frames}")
+        return resize_frames(video, size, "resize", "area") if run_size != size else video

@@ -1,0 +1,84 @@
+"""Image-to-video pipeline with condition videos: diffusers' ``CogVideoXImageToVideoPipeline`` plus the VAE
+encoding of the condition videos (and their first frames), bound to the condition transformer during the
+parent's denoising loop (CFG duplicates them for the unconditional half; DPM and DDIM schedulers both work)."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping
+
+import numpy as np
+import torch
+from diffusers import CogVideoXImageToVideoPipeline
+
+from data_tools.bundle import CONDITION_INTERPOLATION, to_model_range
+from data_tools.errors import DataError
+from data_tools.video_io import ResizeMode, read_video, resample_time, resize_frames
+from motion_gen.latents import encode_condition
+from motion_gen.model import CogVideoXConditionTransformer
+
+logger = logging.getLogger(__name__)
+
+
+def condition_frames(value, name: str, num_frames: int, size: tuple[int, int],
+                     resize_mode: ResizeMode = "crop") -> torch.Tensor:
+    """One condition video as ``(B, T, 3, H, W)`` in [-1, 1]: a path (read through data_tools), uint8 frames
+    ``(T, H, W, 3)`` (resampled), or a tensor ``(T, 3, H, W)`` / ``(B, T, 3, H, W)`` already in [-1, 1]."""
+    if isinstance(value, (str, os.PathLike)):
+        value = read_video(value, num_frames, size, resize_mode, CONDITION_INTERPOLATION[name])
+    if isinstance(value, np.ndarray):
+        if value.dtype != np.uint8 or value.ndim != 4 or value.shape[-1] != 3:
+            raise DataError(None, f"condition '{name}': expected uint8 (T, H, W, 3), got {value.dtype} {value.shape}")
+        if value.shape[0] != num_frames:
+            value = resample_time(value, num_frames)
+        if value.shape[1:3] != tuple(size):
+            value = resize_frames(value, size, resize_mode, CONDITION_INTERPOLATION[name])
+        value = to_model_range(value)
+    if not isinstance(value, torch.Tensor):
+        raise DataError(None, f"condition '{name}': unsupported input type {type(value).__name__}")
+    if value.ndim == 4:
+        value = value.unsqueeze(0)
+    if value.ndim != 5 or value.shape[1:] != (num_frames, 3, *size):
+        raise DataError(None, f"condition '{name}': tensor must be (B, {num_frames}, 3, {size[0]}, {size[1]}), "
+                              f"got {tuple(value.shape)}")
+    return value
+
+
+class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
+    """``CogVideoXImageToVideoPipeline`` whose transformer is a ``CogVideoXConditionTransformer``."""
+
+    def __init__(self, tokenizer, text_encoder, vae, transformer, scheduler):
+        if not isinstance(transformer, CogVideoXConditionTransformer):
+            raise TypeError(f"transformer must be a CogVideoXConditionTransformer, got {type(transformer).__name__}")
+        super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                         scheduler=scheduler)
+
+    @torch.no_grad()
+    def encode_conditions(self, conditions: Mapping[str, object], num_frames: int, height: int, width: int,
+                          generator: torch.Generator | None = None, resize_mode: ResizeMode = "crop",
+                          device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        """VAE-encode every condition the transformer needs into its model input ``(B, F, 2C, h, w)``."""
+        needed = list(self.transformer.config.condition_names)
+        missing = [n for n in needed if n not in conditions]
+        if missing:
+            raise DataError(None, f"missing condition videos {missing}; the transformer needs {needed}")
+        out = {}
+        for name in needed:
+            frames = condition_frames(conditions[name], name, num_frames, (height, width), resize_mode)
+            out[name] = encode_condition(self.vae, frames, generator).to(device or self._execution_device)
+        return out
+
+    @torch.no_grad()
+    def __call__(self, image, prompt=None, conditions: Mapping[str, object] | None = None,
+                 height: int | None = None, width: int | None = None, num_frames: int = 49,
+                 generator: torch.Generator | None = None, resize_mode: ResizeMode = "crop", **kwargs):
+        """As the parent's ``__call__`` plus ``conditions``: ``{name: path | uint8 frames | tensor}`` for each
+        condition the transformer was built with, or ``{name: latent}`` via ``condition_latents=``."""
+        height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
+        width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
+        latents = kwargs.pop("condition_latents", None)
+        if latents is None:
+            latents = self.encode_conditions(conditions or {}, num_frames, height, width, generator, resize_mode)
+        with self.transformer.bind_conditions(latents):
+            return super().__call__(image=image, prompt=prompt, height=height, width=width, num_frames=num_frames,
+                                    generator=generator, **kwargs)
