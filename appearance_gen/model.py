@@ -138,17 +138,21 @@ class AppearanceControlNets(ModelMixin, ConfigMixin):
         ``timestep`` is in [0, 1] as FLUX transformers expect.
         """
         total = None
+        dtype = self.controlnets[next(iter(self.branches))].x_embedder.weight.dtype
+        cast = lambda x: None if x is None else x.to(dtype)  # noqa: E731  (branches may differ from the base dtype)
+        hidden, text, pooled = cast(hidden_states), cast(encoder_hidden_states), cast(pooled_projections)
         for name, scale in self.scales(conditioning_scales).items():
             if scale == 0:
                 continue
-            cond = conditions[name].to(device=hidden_states.device, dtype=hidden_states.dtype)
+            cond = conditions[name].to(device=hidden_states.device, dtype=dtype)
             tokens = pack_tokens(self.hint_blocks[name](cond))
             if tokens.shape[1] != hidden_states.shape[1]:
                 raise DataError(None, f"branch '{name}': condition gives {tokens.shape[1]} tokens but the latent has "
                                       f"{hidden_states.shape[1]} (hint downscale {self.hint_downscale} must match the VAE)")
             samples, _ = self.controlnets[name](
-                hidden_states=hidden_states, controlnet_cond=tokens, conditioning_scale=scale, timestep=timestep,
-                guidance=guidance, pooled_projections=pooled_projections, encoder_hidden_states=encoder_hidden_states,
+                hidden_states=hidden, controlnet_cond=tokens, conditioning_scale=scale, timestep=cast(timestep),
+                guidance=cast(guidance), pooled_projections=pooled, encoder_hidden_states=text,
                 txt_ids=txt_ids, img_ids=img_ids, return_dict=False)
-            total = list(samples) if total is None else [a + b for a, b in zip(total, samples)]
+            samples = [x.to(hidden_states.dtype) for x in samples]
+            total = samples if total is None else [a + b for a, b in zip(total, samples)]
         return total

@@ -21,9 +21,13 @@ from data_tools.errors import DataError
 def predict_velocity(transformer, controlnet: AppearanceControlNets, latents: torch.Tensor, sigma: torch.Tensor,
                      prompt_embeds: torch.Tensor, pooled_prompt_embeds: torch.Tensor, text_ids: torch.Tensor,
                      img_ids: torch.Tensor, branch_inputs: Mapping[str, torch.Tensor], guidance_scale: float,
-                     conditioning_scales: Mapping[str, float] | None = None) -> torch.Tensor:
+                     conditioning_scales: Mapping[str, float] | None = None,
+                     blocks_repeat: bool | None = None) -> torch.Tensor:
     """One FLUX forward with ControlNet residuals: packed latents at noise level ``sigma`` (B,) in [0, 1] ->
-    predicted velocity (noise - data), packed like the latents."""
+    predicted velocity (noise - data), packed like the latents. ``controlnet`` may be wrapped (DDP/DeepSpeed);
+    then pass ``blocks_repeat`` (else read from its config)."""
+    if blocks_repeat is None:
+        blocks_repeat = controlnet.config.blocks_repeat
     guidance = None
     if transformer.config.guidance_embeds:
         guidance = torch.full((latents.shape[0],), guidance_scale, device=latents.device, dtype=torch.float32)
@@ -35,7 +39,7 @@ def predict_velocity(transformer, controlnet: AppearanceControlNets, latents: to
     return transformer(hidden_states=latents, timestep=sigma, guidance=guidance,
                        pooled_projections=pooled_prompt_embeds, encoder_hidden_states=prompt_embeds,
                        controlnet_block_samples=residuals, txt_ids=text_ids, img_ids=img_ids, return_dict=False,
-                       controlnet_blocks_repeat=bool(controlnet.config.blocks_repeat))[0]
+                       controlnet_blocks_repeat=bool(blocks_repeat))[0]
 
 
 class AppearancePipeline(FluxControlNetPipeline):

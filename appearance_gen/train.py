@@ -1,0 +1,189 @@
+"""Training the two ControlNet branches on single frames of HOI videos (shared ``data_tools.training`` loop).
+
+The FLUX transformer, VAE, CLIP and T5 are frozen; the loss is FLUX's flow matching (predict ``noise - data``
+at ``x_t = (1 - s) x_0 + s noise``) with the noise level ``s`` drawn logit-normal and shifted for the image
+resolution as FLUX's sampler does (``timestep_sampling: uniform`` reproduces the reference's plain uniform draw).
+
+    python -m appearance_gen.train --config configs/appearance/tiny.yaml --set data.root=/path/to/dataset
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from appearance_gen.components import build_components, build_controlnets, resolve_dtype
+from appearance_gen.config import AppearanceConfig, load_appearance_config
+from appearance_gen.generator import branch_inputs_from_maps
+from appearance_gen.infer import write_grid
+from appearance_gen.pipeline import AppearancePipeline, predict_velocity
+from data_tools.bundle import ConditionBundle, to_model_range
+from data_tools.cli import setup_logging
+from data_tools.config import to_dict
+from data_tools.errors import DataError
+from data_tools.hoi_dataset import HOISplit
+from data_tools.training import Trainer, TrainingSpec
+
+logger = logging.getLogger(__name__)
+TIMESTEP_SAMPLINGS = ("shift", "uniform")
+
+
+class FrameDataset(Dataset):
+    """One random frame per clip of a dataset split: ``{"pixel_values": (3, H, W) in [-1, 1],
+    "conditions": {branch: (3k, H, W)}, "prompt": str}``."""
+
+    def __init__(self, split: HOISplit, branches: dict[str, list[str]]):
+        self.split, self.branches = split, branches
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict:
+        bundle = self.split[index]
+        t = int(torch.randint(bundle.num_frames, (1,)))
+        maps = {name: bundle.conditions[name][t] for name in bundle.conditions}
+        return {"pixel_values": to_model_range(bundle.video[t]),
+                "conditions": branch_inputs_from_maps(self.branches, maps), "prompt": bundle.prompt}
+
+
+def condition_names(branches: dict[str, list[str]]) -> list[str]:
+    return list(dict.fromkeys(n for names in branches.values() for n in names))
+
+
+def frame_dataset(cfg: AppearanceConfig, split: str) -> FrameDataset:
+    """The ``FrameDataset`` of ``split`` of ``data.root`` at ``data.size``."""
+    if not cfg.data.root:
+        raise DataError(None, "data.root is not set (the processed dataset folder; --set data.root=...)")
+    hoi = HOISplit(cfg.data.root, split, conditions=condition_names(cfg.controlnet.branches),
+                   num_frames=cfg.data.frames_per_clip, size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
+    return FrameDataset(hoi, {k: list(v) for k, v in cfg.controlnet.branches.items()})
+
+
+def sample_sigmas(batch: int, seq_len: int, cfg, scheduler_config, generator=None) -> torch.Tensor:
+    """Noise levels in (0, 1): logit-normal shifted by FLUX's resolution-dependent ``mu`` ("shift"), or uniform
+    over 1000 levels as the reference ("uniform")."""
+    if cfg.timestep_sampling == "uniform":
+        grid = torch.linspace(1, 0, 1000)
+        return grid[torch.randint(0, 1000, (batch,), generator=generator)]
+    if cfg.timestep_sampling != "shift":
+        raise DataError(None, f"train.timestep_sampling must be one of {TIMESTEP_SAMPLINGS}, got {cfg.timestep_sampling!r}")
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    u = torch.sigmoid(cfg.logit_mean + cfg.logit_std * torch.randn(batch, generator=generator))
+    mu = calculate_shift(seq_len, scheduler_config.get("base_image_seq_len", 256),
+                         scheduler_config.get("max_image_seq_len", 4096), scheduler_config.get("base_shift", 0.5),
+                         scheduler_config.get("max_shift", 1.15))
+    return math.exp(mu) / (math.exp(mu) + (1 / u - 1))
+
+
+class AppearanceTrainingSpec(TrainingSpec):
+    """Frozen FLUX parts + trainable ``AppearanceControlNets``; flow-matching loss; validation grids."""
+
+    def __init__(self, cfg: AppearanceConfig, val_bundles: Sequence[ConditionBundle] = ()):
+        self.cfg = cfg
+        self.components = build_components(cfg.model)
+        self.controlnets = build_controlnets(cfg, self.components.transformer)
+        self.controlnets.float().requires_grad_(True).train()
+        c = self.components
+        self.pipeline = AppearancePipeline(c.scheduler, c.vae, c.text_encoder, c.tokenizer, c.text_encoder_2,
+                                           c.tokenizer_2, c.transformer, self.controlnets)
+        self.val_bundles = list(val_bundles)
+        self.weight_dtype = resolve_dtype(cfg.model.dtype)
+
+    def setup(self, accelerator) -> None:
+        precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision)
+        self.weight_dtype = precision or self.weight_dtype
+        self.components.to(accelerator.device, self.weight_dtype)
+        if self.cfg.train.gradient_checkpointing:
+            self.components.transformer.enable_gradient_checkpointing()
+            for net in self.controlnets.controlnets.values():
+                net.enable_gradient_checkpointing()
+
+    def trainable_module(self) -> torch.nn.Module:
+        return self.controlnets
+
+    def collate(self, items: list[dict]) -> dict:
+        return {"pixel_values": torch.stack([i["pixel_values"] for i in items]),
+                "conditions": {k: torch.stack([i["conditions"][k] for i in items]) for k in items[0]["conditions"]},
+                "prompt": [i["prompt"] for i in items]}
+
+    def compute_loss(self, model, batch, accelerator) -> torch.Tensor:
+        pipe, device, dtype = self.pipeline, accelerator.device, self.weight_dtype
+        with torch.no_grad():
+            embeds, pooled, text_ids = pipe.encode_prompt(batch["prompt"], prompt_2=None, device=device,
+                                                          max_sequence_length=self.cfg.sampling.max_sequence_length)
+            x0 = pipe.encode_latents(batch["pixel_values"].to(device)).to(dtype)
+            b, _, h, w = batch["pixel_values"].shape
+            m = pipe.image_multiple
+            if h % m or w % m:
+                raise DataError(None, f"training frames are {h}x{w}; data.size must be a multiple of {m}")
+            img_ids = pipe._prepare_latent_image_ids(b, h // m, w // m, device, dtype)
+        noise = torch.randn_like(x0)
+        sigma = sample_sigmas(b, x0.shape[1], self.cfg.train, pipe.scheduler.config).to(device=device, dtype=dtype)
+        s = sigma[:, None, None]
+        noisy = (1 - s) * x0 + s * noise
+        conditions = {k: v.to(device=device, dtype=dtype) for k, v in batch["conditions"].items()}
+        pred = predict_velocity(pipe.transformer, model, noisy, sigma, embeds.to(dtype), pooled.to(dtype), text_ids,
+                                img_ids, conditions, self.cfg.train.guidance_scale,
+                                blocks_repeat=self.controlnets.config.blocks_repeat)
+        return F.mse_loss(pred.float(), (noise - x0).float())
+
+    def validate(self, model, accelerator, step: int, output_dir: str) -> None:
+        if not self.val_bundles:
+            return
+        self.pipeline.controlnet = model
+        model_dtype = next(model.parameters()).dtype
+        sampling = self.cfg.sampling
+        for i, bundle in enumerate(self.val_bundles):
+            maps = {n: bundle.conditions[n][0] for n in condition_names(self.controlnets.branches)}
+            inputs = {k: v[None].to(model_dtype) for k, v in branch_inputs_from_maps(self.controlnets.branches, maps).items()}
+            image = self.pipeline(bundle.prompt, inputs, [torch.Generator("cpu").manual_seed(0)],
+                                  num_inference_steps=self.cfg.train.val_steps, guidance_scale=sampling.guidance_scale,
+                                  max_sequence_length=sampling.max_sequence_length)[0]
+            columns = {"generated": image}
+            if bundle.video is not None:
+                columns["real"] = bundle.video[0]
+            write_grid(os.path.join(output_dir, f"val_{i:02d}.png"), bundle, list(maps), columns)
+        self.pipeline.controlnet = self.controlnets
+        logger.info("validation images in %s", output_dir)
+
+
+def validation_bundles(cfg: AppearanceConfig) -> list[ConditionBundle]:
+    """The first ``data.num_val_images`` clips of ``data.val_split`` (first frames), or none."""
+    if not cfg.data.val_split or not cfg.data.num_val_images or not cfg.train.loop.validate_every:
+        return []
+    hoi = HOISplit(cfg.data.root, cfg.data.val_split, conditions=condition_names(cfg.controlnet.branches),
+                   num_frames=1, size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
+    return [hoi[i] for i in range(min(cfg.data.num_val_images, len(hoi)))]
+
+
+def train(cfg: AppearanceConfig) -> dict:
+    """Run (or resume) training; returns the Trainer summary."""
+    dataset = frame_dataset(cfg, cfg.data.split)
+    spec = AppearanceTrainingSpec(cfg, validation_bundles(cfg))
+    return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config=to_dict(cfg)).train()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appearance_gen.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/appearance/tiny.yaml", help="appearance config YAML")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. data.root=/data/dexycb or train.loop.max_steps=10 (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    summary = train(load_appearance_config(args.config, args.set))
+    logger.info("trained to step %d; weights in %s", summary["step"], summary["final_dir"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

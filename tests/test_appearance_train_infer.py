@@ -1,0 +1,128 @@
+"""Appearance stage: training steps with resume on a tiny processed dataset, inference on the DexYCB sample
+and on a sim folder (images, grid and chosen-first-frame list)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from appearance_gen import infer
+from appearance_gen.config import load_appearance_config
+from appearance_gen.model import AppearanceControlNets
+from appearance_gen.train import sample_sigmas, train
+from data_tools.bundle import ConditionBundle
+from data_tools.filelists import read_filelist
+from data_tools.hoi_dataset import write_split
+from data_tools.training import read_train_log
+from data_tools.video_io import read_image
+
+CONFIG = "configs/appearance/tiny.yaml"
+MAPS = ("hand_keypoints", "depth", "seg_mask", "normal")
+
+
+def _bundle(rng, name, t=3, h=64, w=96, prompt="a hand grasps a mug"):
+    frames = lambda: rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)  # noqa: E731
+    return ConditionBundle({m: frames() for m in MAPS}, prompt=prompt, video=frames(), name=name)
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hoi")
+    rng = np.random.default_rng(0)
+    for split, clips in {"train": ["s0/a/cam0", "s0/b/cam0"], "val": ["s1/c/cam0"]}.items():
+        for clip in clips:
+            _bundle(rng, clip).save_video_folder(root / clip)
+        write_split(root, split, clips, [f"a hand holds object {i}" for i in range(len(clips))],
+                    columns=("video",) + MAPS)
+    return str(root)
+
+
+def test_sigma_sampling_shift_moves_noise_levels_up():
+    cfg = load_appearance_config(CONFIG).train
+    sched = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15}
+    gen = torch.Generator().manual_seed(0)
+    shifted = sample_sigmas(4000, 1350, cfg, sched, gen)  # 480x720 -> 30x45 tokens: mu = 0.65/3840 * 1350 + 0.45667 = 0.68518
+    assert shifted.min() > 0 and shifted.max() < 1
+    gen = torch.Generator().manual_seed(0)
+    u = torch.sigmoid(torch.randn(4000, generator=gen))
+    expected = np.exp(0.68518) / (np.exp(0.68518) + (1 / u - 1))
+    assert torch.allclose(shifted, expected.float(), atol=1e-4)
+    assert shifted.mean() > u.mean() + 0.1
+    cfg.timestep_sampling = "uniform"
+    uniform = sample_sigmas(4000, 1350, cfg, sched)
+    assert 0 <= uniform.min() and uniform.max() <= 1 and abs(uniform.mean() - 0.5) < 0.03
+
+
+def test_two_training_steps_then_resume(dataset_root, tmp_path):
+    out = tmp_path / "run"
+    overrides = [f"data.root={dataset_root}", f"train.loop.output_dir={out}", "train.loop.max_steps=2",
+                 "train.loop.checkpoint_every=1", "train.loop.validate_every=2"]
+    cfg = load_appearance_config(CONFIG, overrides)
+    summary = train(cfg)
+    assert summary["step"] == 2 and len(summary["losses"]) == 2
+    assert all(np.isfinite(summary["losses"]))
+    assert os.path.isdir(out / "checkpoints" / "checkpoint-2")
+    assert (out / "validation" / "step-2" / "val_00.png").is_file()
+    first = AppearanceControlNets.from_pretrained(out / "final")
+    init_cfg = load_appearance_config(CONFIG)
+    # training moved the zero-initialised output projections of both branches
+    for name in ("physical", "semantic"):
+        assert torch.count_nonzero(first.controlnets[name].controlnet_blocks[0].weight) > 0
+
+    resumed = train(load_appearance_config(CONFIG, overrides[:-3] + ["train.loop.max_steps=3",
+                                                                     "train.loop.checkpoint_every=1"]))
+    assert resumed["step"] == 3 and len(resumed["losses"]) == 1  # only the third step ran
+    assert [r["step"] for r in read_train_log(str(out))] == [1, 2, 3]
+    second = AppearanceControlNets.from_pretrained(out / "final")
+    a, b = first.state_dict(), second.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert init_cfg.controlnet.branches == {k: list(v) for k, v in second.branches.items()}
+
+
+def _check_outputs(out, name, seeds, chosen):
+    manifest = json.loads((out / "manifest.json").read_text())["sequences"]
+    assert [r["name"] for r in manifest] == [name]
+    for s in seeds:
+        img = read_image(out / name / f"seed_{s}.png")
+        assert img.shape == (64, 96, 3)
+    grid = read_image(out / name / "grid.png")
+    assert grid.shape[1] > 6 * 64  # 4 condition columns + 2 candidates side by side
+    assert read_filelist(out / "first_frames.txt") == [f"{name}/seed_{chosen}.png"]
+
+
+def test_infer_on_dexycb_sample_first_frame(sample_dir, tmp_path):
+    out = tmp_path / "dex"
+    assert infer.main(["folders", sample_dir, "--out", str(out), "--seeds", "0", "1", "--prompt", "a hand grasps a can"]) == 0
+    _check_outputs(out, "dexycb_val", [0, 1], 0)
+    assert read_filelist(out / "sequences.txt") == [sample_dir]
+    first = read_image(out / "dexycb_val" / "seed_0.png")
+    # choosing another seed afterwards rewrites only the list
+    assert infer.main(["choose", "--out", str(out), "--choice", "dexycb_val=1"]) == 0
+    assert read_filelist(out / "first_frames.txt") == ["dexycb_val/seed_1.png"]
+    assert np.array_equal(read_image(out / "dexycb_val" / "seed_0.png"), first)
+
+
+def test_infer_on_sim_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    bundle = _bundle(rng, "seq", t=2, h=48, w=80, prompt="a hand lifts a box")
+    bundle.extras["rgb"] = bundle.video
+    bundle.video = None
+    sim = tmp_path / "sim" / "seq_007"
+    bundle.save_sim_folder(sim)
+    assert (sim / "rendered_depth_1.png").is_file()
+    out = tmp_path / "out"
+    args = ["sim", str(sim), "--out", str(out), "--seeds", "3", "5", "--size", "64", "96"]
+    assert infer.main(args + ["--choice", "seq_007=5"]) == 0
+    _check_outputs(out, "seq_007", [3, 5], 5)
+    manifest = json.loads((out / "manifest.json").read_text())["sequences"][0]
+    assert manifest["prompt"] == "a hand lifts a box" and manifest["source"] == str(sim)
+    # a rerun keeps existing candidates (resumable) and an unknown seed is refused
+    stamp = os.path.getmtime(out / "seq_007" / "seed_3.png")
+    assert infer.main(args + ["--chosen-seed", "3"]) == 0
+    assert os.path.getmtime(out / "seq_007" / "seed_3.png") == stamp
+    assert read_filelist(out / "first_frames.txt") == ["seq_007/seed_3.png"]
+    with pytest.raises(Exception, match="no candidate for seed 4"):
+        infer.main(["choose", "--out", str(out), "--choice", "seq_007=4"])
