@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import logging
 import os
 import re
@@ -29,16 +28,16 @@ import numpy as np
 import yaml
 
 from data_tools.atomic import write_json
-from data_tools.bundle import CONDITION_INTERPOLATION
 from data_tools.cli import setup_logging
 from data_tools.datasets.captions import template_caption
+from data_tools.datasets.clips import external_depth_map, write_clip_maps
 from data_tools.datasets.index import SPLITS, write_index
 from data_tools.datasets.runner import ClipJob, add_common_args, run_clips
 from data_tools.errors import DataError
 from data_tools.geometry_maps import normalize_depth
 from data_tools.keypoints import NUM_JOINTS, draw_hand_keypoints_video
 from data_tools.segmentation import colorize_dexycb_labels
-from data_tools.video_io import read_image, read_video, resample_indices, resample_time, resize_frames, write_video
+from data_tools.video_io import read_image, resample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -215,30 +214,6 @@ def _load_labels(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return seg, j2d.reshape(-1, NUM_JOINTS, 2)[0], j3d
 
 
-def find_external_depth(depth_dir: str, key: str) -> str | None:
-    """External depth of clip ``key``: ``<dir>/<key>.npz``, one ``<dir>/<key>/*.npz``, ``<dir>/<key>.mp4``,
-    ``<dir>/<key>/depth.mp4`` or ``<dir>/<key>/color.mp4`` (first found)."""
-    base = os.path.join(depth_dir, key)
-    candidates = [base + ".npz", *sorted(glob.glob(os.path.join(glob.escape(base), "*.npz")))[:1],
-                  base + ".mp4", os.path.join(base, "depth.mp4"), os.path.join(base, "color.mp4")]
-    return next((c for c in candidates if os.path.isfile(c)), None)
-
-
-def load_external_depth(path: str) -> np.ndarray:
-    """Float depth ``(T, H, W)`` from a DepthCrafter-style ``.npz`` (key ``depth``) or a grey mp4."""
-    if path.endswith(".npz"):
-        with np.load(path) as data:
-            if "depth" not in data.files:
-                raise DataError(path, f"npz has no 'depth' array (keys: {data.files})")
-            depth = np.asarray(data["depth"], dtype=np.float32)
-        if depth.ndim == 4 and depth.shape[-1] in (1, 3):
-            depth = depth.mean(-1)
-        if depth.ndim != 3:
-            raise DataError(path, f"'depth' must be (T, H, W), got shape {depth.shape}")
-        return depth
-    return read_video(path).astype(np.float32).mean(-1)
-
-
 def convert_view(job: ClipJob, staging: str) -> None:
     """Convert one camera view (``job.source`` = its folder) into ``staging`` (the runner commits it)."""
     p = job.params
@@ -268,13 +243,7 @@ def convert_view(job: ClipJob, staging: str) -> None:
     keypoints = draw_hand_keypoints_video(np.stack(j2ds), h, w, joints_3d)
     foreground = seg != 0
     if p.get("depth_dir"):
-        path = find_external_depth(p["depth_dir"], job.key)
-        if path is None:
-            raise DataError(os.path.join(p["depth_dir"], job.key), "no external depth (.npz or .mp4) for this clip")
-        ext = load_external_depth(path)
-        ext = ext[indices] if len(ext) == n else resample_time(ext, len(indices))
-        ext = resize_frames(ext[..., None], (h, w), "resize", "linear")[..., 0]
-        depth = normalize_depth(ext, foreground, near_is_bright=p.get("depth_kind") == "depth")
+        depth = external_depth_map(p["depth_dir"], job.key, indices, n, foreground, p.get("depth_kind", "disparity"))
     else:
         raw = np.stack([read_image(os.path.join(view_dir, DEPTH_FORMAT.format(int(i))), grayscale=True) for i in indices])
         if raw.shape[1:] != (h, w):
@@ -282,12 +251,7 @@ def convert_view(job: ClipJob, staging: str) -> None:
                             f"depth is {raw.shape[1:]} but the colour frames are {(h, w)}")
         depth = normalize_depth(raw, foreground, near_is_bright=True, invalid_value=0)
     maps = {"video": video, "hand_keypoints": keypoints, "depth": depth, "seg_mask": seg_rgb}
-    if p.get("size"):
-        maps = {k: resize_frames(v, tuple(p["size"]), p["resize_mode"], CONDITION_INTERPOLATION.get(k, "area"))
-                for k, v in maps.items()}
-    for name, frames in maps.items():
-        write_video(os.path.join(staging, f"{name}.mp4"), frames, fps=p["fps"])
-    size = maps["video"].shape[1:3]
+    size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"))
     write_json(os.path.join(staging, "descriptions.json"),
                {**p["descriptions"], "num_frames": len(indices), "source_frames": n, "size": list(size),
                 "fps": p["fps"], "depth_source": "external" if p.get("depth_dir") else "sensor"})

@@ -1,0 +1,179 @@
+"""OakInk2 converter end to end on a generated fixture in the toolkit's layout (tiny frames, known hands and cameras)."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from data_tools.datasets import oakink2
+from data_tools.datasets.index import read_index
+from data_tools.filelists import read_filelist
+from data_tools.procedural_hand import procedural_hand
+from data_tools.segmentation import ADE20K_PALETTE, HAND_CLASS
+from data_tools.video_io import read_video
+
+H, W, FPS = 48, 64, 15
+K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
+FRAME_IDS = list(range(100, 107))   # 7 frames -> two clips of 3, the tail frame dropped
+TOKEN = "scene_01__A001++seq__demo"
+BROKEN = "scene_02__A002++seq__broken"
+RH_START, LH_TSL, OBJ_TSL = np.array([0.02, 0.0, 0.5]), np.array([-0.03, 0.02, 0.65]), np.array([0.0, -0.13, 0.55])
+STEP = 0.01  # the right hand moves +x by 1 cm per frame
+
+
+def rh_tsl(fid: int) -> np.ndarray:
+    return RH_START + [STEP * (fid - FRAME_IDS[0]), 0, 0]
+
+
+def write_sequence(root: str, token: str, drop_mano_frame: int | None = None) -> None:
+    identity = torch.tensor([[1.0, 0, 0, 0]]).repeat(16, 1)[None]   # (1, 16, 4) wxyz: flat hand
+    cam_extr_b = np.eye(4)
+    cam_extr_b[:3, 3] = [0.0, 0.0, 0.05]                           # camera B a bit farther away
+    anno = {"cam_def": {"cam_a": "allocentric_left", "cam_b": "egocentric"},
+            "cam_selection": ["allocentric_left", "egocentric"], "frame_id_list": FRAME_IDS,
+            "mocap_frame_id_list": FRAME_IDS, "obj_list": ["O01"],
+            "cam_intr": {v: {f: K.copy() for f in FRAME_IDS} for v in ("allocentric_left", "egocentric")},
+            "cam_extr": {"allocentric_left": {f: np.eye(4) for f in FRAME_IDS},
+                         "egocentric": {f: cam_extr_b for f in FRAME_IDS}},
+            "raw_mano": {}, "obj_transf": {"O01": {}}}
+    for fid in FRAME_IDS:
+        transf = np.eye(4)
+        transf[:3, 3] = OBJ_TSL
+        anno["obj_transf"]["O01"][fid] = transf
+        if fid == drop_mano_frame:
+            continue
+        anno["raw_mano"][fid] = {
+            "rh__pose_coeffs": identity.clone(), "rh__betas": torch.zeros(1, 10),
+            "rh__tsl": torch.tensor(rh_tsl(fid), dtype=torch.float32)[None],
+            "lh__pose_coeffs": identity.clone(), "lh__betas": torch.zeros(1, 10),
+            "lh__tsl": torch.tensor(LH_TSL, dtype=torch.float32)[None]}
+    os.makedirs(os.path.join(root, "anno_preview"), exist_ok=True)
+    with open(os.path.join(root, "anno_preview", f"{token}.pkl"), "wb") as f:
+        pickle.dump(anno, f)
+    for serial in ("cam_a", "cam_b"):
+        cam_dir = os.path.join(root, "data", token, serial)
+        os.makedirs(cam_dir, exist_ok=True)
+        for fid in FRAME_IDS:
+            frame = np.full((H, W, 3), 60 + 10 * (fid - FRAME_IDS[0]), np.uint8)
+            cv2.imwrite(os.path.join(cam_dir, f"{fid:06d}.png"), frame)
+
+
+def make_oakink2(root: str) -> str:
+    write_sequence(root, TOKEN)
+    write_sequence(root, BROKEN, drop_mano_frame=104)       # clip 1 of each camera lacks MANO for one frame
+    open(os.path.join(root, "anno_preview", "scene_03__nodata.pkl"), "wb").close()  # annotated, no frames
+    mesh_dir = os.path.join(root, "object_preview", "align_ds", "O01")
+    os.makedirs(mesh_dir)
+    trimesh.creation.box(extents=(0.05, 0.04, 0.04)).export(os.path.join(mesh_dir, "O01.obj"))
+    with open(os.path.join(root, "object_preview", "obj_desc.json"), "w") as f:
+        json.dump({"O01": {"obj_name": "green box"}}, f)
+    os.makedirs(os.path.join(root, "program", "desc_info"))
+    with open(os.path.join(root, "program", "desc_info", f"{TOKEN}.json"), "w") as f:
+        json.dump({"((100, 103), (100, 103))": {"seg_desc": "Pick up the green box."},
+                   "((103, 107), None)": {"seg_desc": "Put down the green box."}}, f)
+    return root
+
+
+def project(point, extr_t=(0.0, 0.0, 0.0)) -> tuple[int, int]:
+    """Hand-computed pinhole projection (rotation identity) -> (row, col)."""
+    x, y, z = np.asarray(point) + extr_t
+    return int(round(K[1, 1] * y / z + K[1, 2])), int(round(K[0, 0] * x / z + K[0, 2]))
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = make_oakink2(str(tmp_path_factory.mktemp("oakink2_raw")))
+    out = str(tmp_path_factory.mktemp("oakink2_out"))
+    summary = oakink2.convert_oakink2(root, out, video_len=3, num_train=2, fps=FPS, workers=1)
+    return root, out, summary
+
+
+def test_quaternion_to_axis_angle():
+    assert np.allclose(oakink2.quat_to_axis_angle([1, 0, 0, 0]), 0)
+    half = np.radians(60) / 2
+    assert np.allclose(oakink2.quat_to_axis_angle([np.cos(half), 0, 0, np.sin(half)]), [0, 0, np.radians(60)])
+    assert np.allclose(oakink2.quat_to_axis_angle([-np.cos(half), 0, -np.sin(half), 0]), [0, np.radians(60), 0])
+
+
+def test_summary_and_splits(converted):
+    _, out, summary = converted
+    failed = {f["clip"]: f["reason"] for f in summary["failed"]}
+    assert set(failed) == {f"{BROKEN}/cam_a/1", f"{BROKEN}/cam_b/1", "scene_03__nodata"}
+    assert "raw_mano has no lh__pose_coeffs for frame 104" in failed[f"{BROKEN}/cam_a/1"]
+    assert "no frames folder" in failed["scene_03__nodata"]
+    assert summary["num_converted"] == 6
+    index = read_index(out)
+    done = sorted([f"{BROKEN}/{c}/0" for c in ("cam_a", "cam_b")] + [f"{TOKEN}/{c}/{k}" for c in ("cam_a", "cam_b") for k in (0, 1)])
+    assert index["train"] == done[:2] and index["val"] == done[2:] and index["test"] == done[2:]
+    assert read_filelist(os.path.join(out, "filelists", "val", "seg_mask.txt")) == [f"{c}/seg_mask.mp4" for c in done[2:]]
+    # a second run converts nothing again
+    again = oakink2.convert_oakink2(converted[0], out, video_len=3, num_train=2, fps=FPS)
+    assert again["num_skipped"] == 6 and again["num_converted"] == 0 and again["num_failed"] == 3
+
+
+def _close(pixel, colour, tol=16):
+    return np.abs(pixel.astype(int) - np.asarray(colour, int)).max() <= tol
+
+
+def test_clip_maps_follow_annotations(converted):
+    _, out, _ = converted
+    clip = os.path.join(out, TOKEN, "cam_a", "1")
+    maps = {n: read_video(os.path.join(clip, f"{n}.mp4")) for n in ("video", "hand_keypoints", "depth", "seg_mask")}
+    for name, frames in maps.items():
+        assert frames.shape == (3, H, W, 3), name
+    assert abs(int(maps["video"][0].mean()) - (60 + 10 * 3)) <= 2  # clip 1 starts at frame 103
+    joints = procedural_hand("right")().joints[0].numpy()           # flat template hand, wrist at the origin
+    palm = (joints[0] + joints[9]) / 2 - joints[0]                  # half way wrist -> middle-finger base
+    seg, depth, kp = maps["seg_mask"], maps["depth"], maps["hand_keypoints"]
+    for t, fid in enumerate((103, 104, 105)):
+        r, c = project(rh_tsl(fid) + palm)
+        assert _close(seg[t, r, c], ADE20K_PALETTE[HAND_CLASS]), (t, seg[t, r, c])
+        assert kp[t, max(r - 4, 0):r + 5, c - 4:c + 5].max() > 100  # the skeleton passes through the palm
+    r, c = project(OBJ_TSL)
+    assert _close(seg[0, r, c], ADE20K_PALETTE[1])                   # first object of obj_list -> class 1
+    assert seg[0, H - 2, 1].max() <= 6 and kp[0, H - 2, 1].max() <= 6 and depth[0, H - 2, 1].max() <= 6
+    hand_r, hand_c = project(rh_tsl(103) + palm)
+    assert depth[0, hand_r, hand_c, 0] > depth[0, r, c, 0] + 40 > 40  # hand (0.5 m) nearer than object (0.55 m)
+    # the right hand moves right: its palm pixel column grows over the clip
+    hand_cols = [np.nonzero(np.all(np.abs(seg[t].astype(int) - ADE20K_PALETTE[HAND_CLASS]) < 16, -1))[1] for t in (0, 2)]
+    assert hand_cols[1].max() > hand_cols[0].max()
+
+
+def test_descriptions_and_captions(converted):
+    _, out, _ = converted
+    first = json.load(open(os.path.join(out, TOKEN, "cam_b", "0", "descriptions.json")))
+    second = json.load(open(os.path.join(out, TOKEN, "cam_b", "1", "descriptions.json")))
+    assert first["frame_ids"] == [100, 101, 102] and second["frame_ids"] == [103, 104, 105]
+    assert first["action"] == "Pick up the green box." and second["action"] == "Put down the green box."
+    assert first["prompt"].startswith("Two hands pick up the green box")
+    assert first["view"] == "egocentric" and first["hand_model"] == "procedural"
+    broken = json.load(open(os.path.join(out, BROKEN, "cam_a", "0", "descriptions.json")))
+    assert broken["action"] is None and "green box" in broken["prompt"]
+
+
+def test_resample_and_external_depth(tmp_path, converted):
+    root = converted[0]
+    depth_dir = str(tmp_path / "depth")
+    os.makedirs(os.path.join(depth_dir, TOKEN, "cam_a", "0"))
+    ramp = np.broadcast_to(np.linspace(0.1, 1.0, W, dtype=np.float32), (3, H, W))
+    np.savez(os.path.join(depth_dir, TOKEN, "cam_a", "0", "depth.npz"), depth=ramp)
+    out = str(tmp_path / "out")
+    summary = oakink2.convert_oakink2(root, out, video_len=3, num_frames=5, size=(32, 48), depth_dir=depth_dir)
+    assert summary["num_converted"] == 1  # only the clip with external depth; the others report it missing
+    assert "no external depth" in summary["failed"][0]["reason"]
+    clip = os.path.join(out, TOKEN, "cam_a", "0")
+    for name in ("video", "hand_keypoints", "depth", "seg_mask"):
+        assert read_video(os.path.join(clip, f"{name}.mp4")).shape == (5, 32, 48, 3)
+    assert json.load(open(os.path.join(clip, "descriptions.json")))["frame_ids"] == [100, 100, 101, 102, 102]
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        oakink2.main(["--help"])
+    assert exc.value.code == 0 and "--mano-dir" in capsys.readouterr().out
