@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
-import yaml
 
-from data_tools.datasets import dexycb
+from data_tools.datasets import dexycb, synthetic
 from data_tools.datasets.index import read_index
 from data_tools.filelists import read_filelist, read_prompts_jsonl
 from data_tools.hoi_dataset import HOISplit
@@ -18,58 +16,12 @@ from data_tools.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
 from data_tools.video_io import read_video
 
 H, W, T = 64, 96, 3
-SUBJECTS = ("20200709-subject-01", "20200820-subject-03")  # official indices 0 (val) and 2 (test)
-SERIAL = "836212060125"
-HAND_BOX = (slice(6, 26), slice(8, 36))      # rows, cols labelled 255 (hand), depth 500 mm
-OBJECT_BOX = (slice(34, 58), slice(50, 90))  # labelled 5 (mustard bottle), depth 800 mm
-
-
-def joints_for_frame(t: int) -> np.ndarray:
-    """A flat hand: wrist at the bottom left, five straight fingers, shifted right by 3 px per frame."""
-    wrist = np.array([12.0 + 3 * t, 56.0])
-    joints = [wrist]
-    for finger in range(5):
-        direction = np.array([np.cos(np.radians(-150 + 30 * finger)), np.sin(np.radians(-150 + 30 * finger))])
-        direction = np.array([abs(direction[0]) * (1 if finger else 0.6) + 0.3, -abs(direction[1]) - 0.2])
-        for k in range(1, 5):
-            joints.append(wrist + direction * 7 * k)
-    return np.stack(joints)
-
-
-def write_view(view_dir: str, num_frames: int = T, missing_joints_frame: int | None = 1) -> None:
-    os.makedirs(view_dir, exist_ok=True)
-    for t in range(num_frames):
-        color = np.full((H, W, 3), 90, np.uint8)
-        color[HAND_BOX] = (200, 150, 120)
-        color[OBJECT_BOX] = (230, 200, 30)
-        cv2.imwrite(os.path.join(view_dir, f"color_{t:06d}.jpg"), cv2.cvtColor(color, cv2.COLOR_RGB2BGR))
-        seg = np.zeros((H, W), np.uint8)
-        seg[HAND_BOX], seg[OBJECT_BOX] = 255, 5
-        depth = np.full((H, W), 1500, np.uint16)
-        depth[HAND_BOX], depth[OBJECT_BOX] = 500, 800
-        depth[0, 0] = 0  # a sensor hole
-        cv2.imwrite(os.path.join(view_dir, f"aligned_depth_to_color_{t:06d}.png"), depth)
-        j2d = joints_for_frame(t)[None].astype(np.float32)
-        if t == missing_joints_frame:
-            j2d[:] = -1
-        j3d = np.concatenate([j2d[0], np.linspace(0.5, 0.6, 21)[:, None]], axis=1)[None].astype(np.float32)
-        np.savez(os.path.join(view_dir, f"labels_{t:06d}.npz"), seg=seg, joint_2d=j2d, joint_3d=j3d,
-                 pose_y=np.zeros((1, 3, 4), np.float32), pose_m=np.zeros((1, 51), np.float32))
+SUBJECTS, SERIAL = synthetic.DEXYCB_SUBJECTS, synthetic.DEXYCB_SERIAL
 
 
 def make_dexycb(root: str, sequences: int = 5) -> str:
-    """Two subjects x ``sequences`` sequences x one camera; plus ``calibration/`` (not a subject)."""
-    os.makedirs(os.path.join(root, "calibration"), exist_ok=True)
-    for subject in SUBJECTS:
-        for q in range(sequences):
-            seq_dir = os.path.join(root, subject, f"20200709_1411{q:02d}")
-            meta = {"serials": [SERIAL], "num_frames": T, "ycb_ids": [5, 14], "ycb_grasp_ind": 0,
-                    "mano_sides": ["right"], "mano_calib": ["subject_right"]}
-            os.makedirs(seq_dir, exist_ok=True)
-            with open(os.path.join(seq_dir, "meta.yml"), "w") as f:
-                yaml.safe_dump(meta, f)
-            write_view(os.path.join(seq_dir, SERIAL))
-    return root
+    """Two subjects (official indices 0 and 2) x ``sequences`` x one camera, 3 frames of 64x96."""
+    return synthetic.write_dexycb(root, sequences=sequences, num_frames=T, height=H, width=W)
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +99,13 @@ def test_clip_contents(converted):
         assert frames.shape == (T, H, W, 3), name
     seg, depth, kp = videos["seg_mask"], videos["depth"], videos["hand_keypoints"]
     # seg colours: hand -> ADE20K class 149, object id 5 kept, background -> class 150 (black)
-    assert _close(seg[0, 15, 20], ADE20K_PALETTE[HAND_CLASS]) and _close(seg[2, 45, 70], ADE20K_PALETTE[5])
+    assert _close(seg[0, 15, 20], ADE20K_PALETTE[HAND_CLASS]) and _close(seg[2, 45, 70], ADE20K_PALETTE[synthetic.OBJECT_LABEL])
     assert _close(seg[1, 60, 4], ADE20K_PALETTE[BACKGROUND_CLASS], 4)
     # depth: nearest foreground (hand, 500 mm) bright, farthest (object, 800 mm) dark but not black, background black
     assert depth[0, 15, 20, 0] >= 245 and 1 <= depth[0, 45, 70, 0] <= 12 and depth[0, 60, 4].max() <= 4
     # keypoints: the drawing of the annotated joints; frame 1 has missing joints (-1) -> black
     draw = lambda shift: draw_hand_keypoints_video(  # noqa: E731
-        np.stack([joints_for_frame(t + shift) for t in range(T)]), H, W).astype(int)
+        np.stack([synthetic.dexycb_joints(t + shift, H, W) for t in range(T)]), H, W).astype(int)
     error = np.abs(kp - draw(0)).mean(axis=(1, 2, 3))        # h264 noise only
     error_shifted = np.abs(kp - draw(1)).mean(axis=(1, 2, 3))  # joints of the wrong frame (3 px off)
     assert error[0] < 0.6 * error_shifted[0] and error[2] < 0.6 * error_shifted[2]
@@ -179,15 +131,18 @@ def test_resample_and_external_depth(tmp_path):
     root = str(tmp_path / "raw")
     seq_dir = os.path.join(root, "subject-a", "seq-00")
     os.makedirs(seq_dir)
-    write_view(os.path.join(seq_dir, "cam0"), num_frames=4, missing_joints_frame=None)  # no meta.yml: discovered
+    synthetic.write_dexycb_view(os.path.join(seq_dir, "cam0"), num_frames=4)  # no meta.yml: discovered
     depth_dir = str(tmp_path / "depthcrafter")
     disparity = np.full((4, 32, 48), 0.2, np.float32)  # DepthCrafter-like output at another resolution: far
     disparity[:, 3:13, 4:18] = 0.9  # hand box at half size: near (the object box stays at 0.2)
     os.makedirs(os.path.join(depth_dir, "subject-a", "seq-00"))
     np.savez(os.path.join(depth_dir, "subject-a", "seq-00", "cam0.npz"), depth=disparity)
     out = str(tmp_path / "out")
-    summary = dexycb.convert_dexycb(root, out, num_frames=5, size=(48, 80), depth_dir=depth_dir)
-    assert summary["num_converted"] == 1 and summary["splits"]["train"] == 1
+    assert dexycb.main(["--root", root, "--out", out, "--num-frames", "5", "--size", "48x80", "--depth-dir", depth_dir,
+                        "--workers", "1"]) == 0
+    summary = json.load(open(os.path.join(out, "conversion_summary.json")))
+    assert summary["converted"] == ["subject-a/seq-00/cam0"] and summary["num_failed"] == 0
+    assert read_filelist(os.path.join(out, "filelists", "train", "video.txt")) == ["subject-a/seq-00/cam0/video.mp4"]
     clip = os.path.join(out, "subject-a", "seq-00", "cam0")
     depth = read_video(os.path.join(clip, "depth.mp4"))
     for name in ("video", "hand_keypoints", "seg_mask"):

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 
-import cv2
 import numpy as np
 import pytest
-import torch
-import trimesh
 
-from data_tools.datasets import oakink2
+from data_tools.datasets import oakink2, synthetic
 from data_tools.datasets.index import read_index
 from data_tools.filelists import read_filelist
 from data_tools.procedural_hand import procedural_hand
@@ -19,64 +15,17 @@ from data_tools.segmentation import ADE20K_PALETTE, HAND_CLASS
 from data_tools.video_io import read_video
 
 H, W, FPS = 48, 64, 15
-K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
-FRAME_IDS = list(range(100, 107))   # 7 frames -> two clips of 3, the tail frame dropped
-TOKEN = "scene_01__A001++seq__demo"
-BROKEN = "scene_02__A002++seq__broken"
-RH_START, LH_TSL, OBJ_TSL = np.array([0.02, 0.0, 0.5]), np.array([-0.03, 0.02, 0.65]), np.array([0.0, -0.13, 0.55])
-STEP = 0.01  # the right hand moves +x by 1 cm per frame
-
-
-def rh_tsl(fid: int) -> np.ndarray:
-    return RH_START + [STEP * (fid - FRAME_IDS[0]), 0, 0]
-
-
-def write_sequence(root: str, token: str, drop_mano_frame: int | None = None) -> None:
-    identity = torch.tensor([[1.0, 0, 0, 0]]).repeat(16, 1)[None]   # (1, 16, 4) wxyz: flat hand
-    cam_extr_b = np.eye(4)
-    cam_extr_b[:3, 3] = [0.0, 0.0, 0.05]                           # camera B a bit farther away
-    anno = {"cam_def": {"cam_a": "allocentric_left", "cam_b": "egocentric"},
-            "cam_selection": ["allocentric_left", "egocentric"], "frame_id_list": FRAME_IDS,
-            "mocap_frame_id_list": FRAME_IDS, "obj_list": ["O01"],
-            "cam_intr": {v: {f: K.copy() for f in FRAME_IDS} for v in ("allocentric_left", "egocentric")},
-            "cam_extr": {"allocentric_left": {f: np.eye(4) for f in FRAME_IDS},
-                         "egocentric": {f: cam_extr_b for f in FRAME_IDS}},
-            "raw_mano": {}, "obj_transf": {"O01": {}}}
-    for fid in FRAME_IDS:
-        transf = np.eye(4)
-        transf[:3, 3] = OBJ_TSL
-        anno["obj_transf"]["O01"][fid] = transf
-        if fid == drop_mano_frame:
-            continue
-        anno["raw_mano"][fid] = {
-            "rh__pose_coeffs": identity.clone(), "rh__betas": torch.zeros(1, 10),
-            "rh__tsl": torch.tensor(rh_tsl(fid), dtype=torch.float32)[None],
-            "lh__pose_coeffs": identity.clone(), "lh__betas": torch.zeros(1, 10),
-            "lh__tsl": torch.tensor(LH_TSL, dtype=torch.float32)[None]}
-    os.makedirs(os.path.join(root, "anno_preview"), exist_ok=True)
-    with open(os.path.join(root, "anno_preview", f"{token}.pkl"), "wb") as f:
-        pickle.dump(anno, f)
-    for serial in ("cam_a", "cam_b"):
-        cam_dir = os.path.join(root, "data", token, serial)
-        os.makedirs(cam_dir, exist_ok=True)
-        for fid in FRAME_IDS:
-            frame = np.full((H, W, 3), 60 + 10 * (fid - FRAME_IDS[0]), np.uint8)
-            cv2.imwrite(os.path.join(cam_dir, f"{fid:06d}.png"), frame)
+K = synthetic.oakink2_intrinsics(H, W)
+TOKEN, BROKEN = synthetic.OAKINK2_TOKEN, "scene_02__A002++seq__broken"
+rh_tsl = synthetic.oakink2_rh_tsl
 
 
 def make_oakink2(root: str) -> str:
-    write_sequence(root, TOKEN)
-    write_sequence(root, BROKEN, drop_mano_frame=104)       # clip 1 of each camera lacks MANO for one frame
-    open(os.path.join(root, "anno_preview", "scene_03__nodata.pkl"), "wb").close()  # annotated, no frames
-    mesh_dir = os.path.join(root, "object_preview", "align_ds", "O01")
-    os.makedirs(mesh_dir)
-    trimesh.creation.box(extents=(0.05, 0.04, 0.04)).export(os.path.join(mesh_dir, "O01.obj"))
-    with open(os.path.join(root, "object_preview", "obj_desc.json"), "w") as f:
-        json.dump({"O01": {"obj_name": "green box"}}, f)
-    os.makedirs(os.path.join(root, "program", "desc_info"))
-    with open(os.path.join(root, "program", "desc_info", f"{TOKEN}.json"), "w") as f:
-        json.dump({"((100, 103), (100, 103))": {"seg_desc": "Pick up the green box."},
-                   "((103, 107), None)": {"seg_desc": "Put down the green box."}}, f)
+    """Two annotated sequences x two cameras x 7 frames (two clips of 3 each), one annotated without frames."""
+    synthetic.write_oakink2_sequence(root, TOKEN, height=H, width=W)
+    synthetic.write_oakink2_sequence(root, BROKEN, height=H, width=W, drop_mano_frame=104)  # clip 1 lacks frame 104
+    open(os.path.join(root, "anno_preview", "scene_03__nodata.pkl"), "wb").close()
+    synthetic.write_oakink2_assets(root, TOKEN)
     return root
 
 
@@ -135,7 +84,7 @@ def test_clip_maps_follow_annotations(converted):
         r, c = project(rh_tsl(fid) + palm)
         assert _close(seg[t, r, c], ADE20K_PALETTE[HAND_CLASS]), (t, seg[t, r, c])
         assert kp[t, max(r - 4, 0):r + 5, c - 4:c + 5].max() > 100  # the skeleton passes through the palm
-    r, c = project(OBJ_TSL)
+    r, c = project(synthetic.OBJECT_TSL)
     assert _close(seg[0, r, c], ADE20K_PALETTE[1])                   # first object of obj_list -> class 1
     assert seg[0, H - 2, 1].max() <= 6 and kp[0, H - 2, 1].max() <= 6 and depth[0, H - 2, 1].max() <= 6
     hand_r, hand_c = project(rh_tsl(103) + palm)
