@@ -111,6 +111,17 @@ class AppearanceControlNets(ModelMixin, ConfigMixin):
             model.controlnets[name] = branch
         return model
 
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """Parameters that never reach the residuals: with no single blocks, the text-stream output of the last
+        double block (``attn.to_add_out``, ``ff_context``). Freeze them for DDP/DeepSpeed."""
+        if self.config.num_single_layers or not self.config.num_layers:
+            return []
+        out = []
+        for net in self.controlnets.values():
+            last = net.transformer_blocks[-1]
+            out += list(last.attn.to_add_out.parameters()) + list(last.ff_context.parameters())
+        return out
+
     def scales(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
         """Per-branch conditioning scales: the config's (default 1.0) updated by ``overrides``."""
         scales = {name: 1.0 for name in self.branches}

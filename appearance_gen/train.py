@@ -91,6 +91,8 @@ class AppearanceTrainingSpec(TrainingSpec):
         self.components = build_components(cfg.model)
         self.controlnets = build_controlnets(cfg, self.components.transformer)
         self.controlnets.float().requires_grad_(True).train()
+        for param in self.controlnets.unused_parameters():
+            param.requires_grad_(False)  # DDP/DeepSpeed need every trainable parameter to get a gradient
         c = self.components
         self.pipeline = AppearancePipeline(c.scheduler, c.vae, c.text_encoder, c.tokenizer, c.text_encoder_2,
                                            c.tokenizer_2, c.transformer, self.controlnets)

@@ -56,6 +56,25 @@ def test_sigma_sampling_shift_moves_noise_levels_up():
     assert 0 <= uniform.min() and uniform.max() <= 1 and abs(uniform.mean() - 0.5) < 0.03
 
 
+def test_every_trainable_parameter_gets_a_gradient_and_base_stays_frozen(dataset_root):
+    """DDP and DeepSpeed refuse trainable parameters without gradients; the base must not train."""
+    from accelerate import Accelerator
+
+    from appearance_gen.train import AppearanceTrainingSpec, frame_dataset
+
+    cfg = load_appearance_config(CONFIG, [f"data.root={dataset_root}"])
+    spec = AppearanceTrainingSpec(cfg)
+    accelerator = Accelerator(cpu=True)
+    spec.setup(accelerator)
+    batch = spec.collate([frame_dataset(cfg, "train")[0]])
+    assert batch["conditions"]["physical"].shape == (1, 6, 64, 96) and batch["pixel_values"].shape == (1, 3, 64, 96)
+    spec.compute_loss(spec.trainable_module(), batch, accelerator).backward()
+    trainable = [(n, p) for n, p in spec.controlnets.named_parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for _, p in trainable), [n for n, p in trainable if p.grad is None]
+    for module in spec.components.frozen_modules():
+        assert not any(p.requires_grad for p in module.parameters())
+
+
 def test_two_training_steps_then_resume(dataset_root, tmp_path):
     out = tmp_path / "run"
     overrides = [f"data.root={dataset_root}", f"train.loop.output_dir={out}", "train.loop.max_steps=2",
