@@ -1,0 +1,369 @@
+"""Hand-object trajectories: a documented file format, a GraspXL reader and a grasp generator.
+
+File format (``.npz`` or ``.json``, same keys; see docs/pose.md). Per frame (T frames):
+``hand_global_orient`` (T, 3) axis-angle, ``hand_pose`` (T, 45) axis-angle per joint (or (T, n) PCA coefficients
+with ``hand_pose_space: "pca"``), ``hand_transl`` (T, 3) metres, ``object_rot`` (T, 3) axis-angle,
+``object_transl`` (T, 3); per sequence: ``hand_betas`` (10,), and a ``meta`` mapping with ``hand_side``,
+``hand_pose_space``, ``flat_hand_mean``, ``object`` (built-in name or mesh path), ``object_scale``,
+``object_class_id``, ``camera`` (Camera dict, OpenCV convention, world->camera), ``fps``, ``prompt``, ``name``.
+World frame: metres, z up, the table at z = 0.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from data_tools.atomic import atomic_path, write_json
+from data_tools.camera import Camera, look_at
+from data_tools.errors import DataError, require_file
+from data_tools.mano import FINGER_CHAINS, HandModel
+from data_tools.objects import ObjectMesh, resolve_object, winding_number
+
+logger = logging.getLogger(__name__)
+
+PER_FRAME = ("hand_global_orient", "hand_pose", "hand_transl", "object_rot", "object_transl")
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """One hand and one object over T frames, plus the camera that films them."""
+
+    hand_global_orient: np.ndarray
+    hand_pose: np.ndarray
+    hand_transl: np.ndarray
+    object_rot: np.ndarray
+    object_transl: np.ndarray
+    camera: Camera
+    hand_betas: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(10))
+    hand_side: str = "right"
+    hand_pose_space: str = "axis_angle"
+    flat_hand_mean: bool = True
+    object: str = "cracker_box"
+    object_scale: float = 1.0
+    object_class_id: int | None = None
+    fps: float = 15.0
+    prompt: str = "A hand is grasping an object on a table."
+    name: str = "trajectory"
+
+    def __post_init__(self):
+        for key in PER_FRAME:
+            setattr(self, key, np.asarray(getattr(self, key), dtype=np.float64))
+        self.hand_betas = np.asarray(self.hand_betas, dtype=np.float64).reshape(-1)
+        self.validate()
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.hand_transl)
+
+    def validate(self, source: str | None = None) -> None:
+        t = len(self.hand_transl)
+        for key in PER_FRAME:
+            arr = getattr(self, key)
+            width = arr.shape[-1] if arr.ndim == 2 else None
+            if arr.ndim != 2 or len(arr) != t or (key != "hand_pose" and width != 3):
+                raise DataError(source, f"'{key}' must be (T={t}, {'n' if key == 'hand_pose' else 3}), got {arr.shape}")
+        if self.hand_pose_space not in ("axis_angle", "pca"):
+            raise DataError(source, f"hand_pose_space must be 'axis_angle' or 'pca', got {self.hand_pose_space!r}")
+        if self.hand_pose_space == "axis_angle" and self.hand_pose.shape[1] != 45:
+            raise DataError(source, f"axis-angle hand_pose must have 45 values per frame, got {self.hand_pose.shape[1]}")
+        if t == 0:
+            raise DataError(source, "trajectory has no frames")
+
+    def meta(self) -> dict:
+        return {"hand_side": self.hand_side, "hand_pose_space": self.hand_pose_space,
+                "flat_hand_mean": self.flat_hand_mean, "object": self.object, "object_scale": self.object_scale,
+                "object_class_id": self.object_class_id, "camera": self.camera.to_dict(), "fps": self.fps,
+                "prompt": self.prompt, "name": self.name}
+
+    def resolve_object(self, base_dir: str | None = None) -> ObjectMesh:
+        """The object mesh (built-in name, or a path relative to ``base_dir``)."""
+        spec = self.object
+        if base_dir and not os.path.isabs(spec) and os.path.exists(os.path.join(base_dir, spec)):
+            spec = os.path.join(base_dir, spec)
+        return resolve_object(spec, self.object_scale, self.object_class_id)
+
+    def hand_model(self, mano_path: str | None = None) -> HandModel:
+        """The MANO model from ``mano_path`` (same side), else the built-in procedural hand."""
+        from data_tools.procedural_hand import load_hand_model
+
+        return load_hand_model(mano_path, side=self.hand_side, use_pca=self.hand_pose_space == "pca",
+                               num_pca_comps=self.hand_pose.shape[1] if self.hand_pose_space == "pca" else 45,
+                               flat_hand_mean=self.flat_hand_mean)
+
+
+def save_trajectory(traj: Trajectory, path: str | os.PathLike) -> str:
+    """Write ``.npz`` (arrays + a JSON ``meta`` string) or ``.json`` (lists), atomically."""
+    path = os.fspath(path)
+    arrays = {key: getattr(traj, key) for key in PER_FRAME + ("hand_betas",)}
+    if path.endswith(".json"):
+        write_json(path, {**{k: v.tolist() for k, v in arrays.items()}, "meta": traj.meta()})
+    elif path.endswith(".npz"):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(traj.meta())), **arrays)
+    else:
+        raise DataError(path, "trajectory files end in .npz or .json")
+    return path
+
+
+def load_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Read a trajectory written by ``save_trajectory`` (or by hand in the same format)."""
+    path = require_file(path, "trajectory file")
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            meta = data.pop("meta", {})
+        elif path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data.pop("meta"))) if "meta" in data else {}
+        else:
+            raise DataError(path, "trajectory files end in .npz or .json")
+    except (ValueError, OSError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"cannot read trajectory: {exc}") from None
+    missing = [k for k in PER_FRAME if k not in data]
+    if missing:
+        raise DataError(path, f"trajectory lacks {missing}")
+    if "camera" not in meta:
+        raise DataError(path, "trajectory meta lacks 'camera'")
+    meta = dict(meta)
+    camera = Camera.from_dict(meta.pop("camera"), path)
+    unknown = set(meta) - {f.name for f in dataclasses.fields(Trajectory)}
+    if unknown:
+        raise DataError(path, f"unknown trajectory meta keys {sorted(unknown)}")
+    try:
+        return Trajectory(**{k: np.asarray(data[k]) for k in PER_FRAME}, hand_betas=np.asarray(data.get("hand_betas", np.zeros(10))),
+                          camera=camera, **meta)
+    except DataError as exc:
+        raise DataError(path, exc.problem) from None
+
+
+# ------------------------------------------------------------------------------------------------ GraspXL
+def default_camera(target: np.ndarray, height: int = 480, width: int = 720, distance: float = 0.6,
+                   azimuth_deg: float = -60.0, elevation_deg: float = 35.0, fov_y_deg: float = 45.0) -> Camera:
+    """A camera on a sphere around ``target`` (azimuth from +x about z, elevation above the table)."""
+    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
+    eye = np.asarray(target, float) + distance * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    rot, trans = look_at(eye, target)
+    return Camera.from_fov(height, width, fov_y_deg, rotation=rot, translation=trans)
+
+
+def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera: Camera | None = None,
+                 trans_is_wrist: bool = True, flat_hand_mean: bool = True, fps: float = 15.0,
+                 prompt: str = "A hand is grasping an object.") -> Trajectory:
+    """Read a GraspXL MANO sequence (``mano_k.npy``: a pickled dict with ``right_hand`` {trans, rot, pose (T,45)}
+    and ``<object_id>`` {trans, rot}).
+
+    ``trans`` is the wrist position (GraspXL's convention); with ``trans_is_wrist`` it is converted to MANO's
+    translation using the procedural hand's wrist (pass a MANO path at render time for exact MANO geometry;
+    the offset is the template wrist). ``object_mesh`` defaults to ``<object_id>.obj`` next to the file.
+    """
+    path = require_file(path, "GraspXL sequence")
+    try:
+        data = np.load(path, allow_pickle=True).item()
+    except (ValueError, OSError) as exc:
+        raise DataError(path, f"cannot read GraspXL sequence: {exc}") from None
+    if not isinstance(data, dict) or "right_hand" not in data:
+        raise DataError(path, "expected a dict with 'right_hand' and an object entry (GraspXL format)")
+    objects = [k for k in data if k != "right_hand"]
+    if len(objects) != 1:
+        raise DataError(path, f"expected exactly one object entry, found {objects}")
+    hand, obj = data["right_hand"], data[objects[0]]
+    for key, entry, need in (("right_hand", hand, ("trans", "rot", "pose")), (objects[0], obj, ("trans", "rot"))):
+        missing = [k for k in need if k not in entry]
+        if missing:
+            raise DataError(path, f"'{key}' lacks {missing}")
+    pose = np.asarray(hand["pose"], np.float64)
+    if pose.shape[-1] == 48:  # some exports keep the global rotation in front
+        pose = pose[:, 3:]
+    trans = np.asarray(hand["trans"], np.float64)
+    if trans_is_wrist:
+        from data_tools.procedural_hand import procedural_hand
+
+        trans = trans - procedural_hand().rest_joints()[0]
+    mesh = object_mesh or os.path.join(os.path.dirname(path), f"{objects[0]}.obj")
+    obj_trans = np.asarray(obj["trans"], np.float64)
+    cam = camera or default_camera(obj_trans[0])
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Trajectory(hand_global_orient=np.asarray(hand["rot"], np.float64), hand_pose=pose, hand_transl=trans,
+                      object_rot=np.asarray(obj["rot"], np.float64), object_transl=obj_trans, camera=cam,
+                      flat_hand_mean=flat_hand_mean, object=mesh, fps=fps, prompt=prompt, name=name)
+
+
+# --------------------------------------------------------------------------------------- grasp generator
+@dataclasses.dataclass
+class Grasp:
+    """A hand configuration in the world: wrist rotation (axis-angle), per-joint rotations (45,), translation."""
+
+    global_orient: np.ndarray
+    full_pose: np.ndarray
+    transl: np.ndarray
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, 1)
+    return x * x * (3 - 2 * x)
+
+
+def interpolate_grasp(initial: Grasp, target: Grasp, num_frames: int, approach: float = 0.4, close: float = 0.3,
+                      lift_height: float = 0.12) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Approach (open hand moves from ``initial`` to ``target``'s wrist pose), close (fingers go from the initial
+    to the target pose), lift (everything rises by ``lift_height``). Returns per-frame
+    ``(global_orient (T,3), full_pose (T,45), transl (T,3), lift (T,))``; ``lift`` also moves the object.
+    """
+    t = np.linspace(0, 1, num_frames)
+    a_end, c_end = approach, approach + close
+    move = _smoothstep(t / max(a_end, 1e-6))
+    closing = _smoothstep((t - a_end) / max(close, 1e-6))
+    lifting = _smoothstep((t - c_end) / max(1 - c_end, 1e-6))
+    rots = Rotation.from_rotvec(np.stack([initial.global_orient, target.global_orient]))
+    orient = Slerp([0, 1], rots)(move).as_rotvec()
+    transl = initial.transl + move[:, None] * (target.transl - initial.transl)
+    joints_a = Rotation.from_rotvec(initial.full_pose.reshape(15, 3))
+    joints_b = Rotation.from_rotvec(target.full_pose.reshape(15, 3))
+    pose = np.stack([np.stack([Slerp([0, 1], Rotation.concatenate([joints_a[j], joints_b[j]]))(c).as_rotvec()
+                               for j in range(15)]).reshape(45) for c in closing])
+    lift = lift_height * lifting
+    transl = transl + lift[:, None] * np.array([0, 0, 1.0])
+    return orient, pose, transl, lift
+
+
+def hand_frame(model: HandModel) -> np.ndarray:
+    """Columns: the template's finger direction (wrist -> middle base), thumb side, back-of-hand normal."""
+    joints = model.rest_joints()
+    x = joints[4] - joints[0]
+    x /= np.linalg.norm(x)
+    z = -model.palm_normal()
+    z = z - (z @ x) * x
+    z /= np.linalg.norm(z)
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+def _finger_vertices(model: HandModel, per_finger: int = 40) -> list[np.ndarray]:
+    """A few vertex ids skinned mostly to each finger (thumb, index, middle, ring, little)."""
+    owner = model.data.weights.argmax(1)
+    rng = np.random.default_rng(0)
+    ids = []
+    for chain, tip in zip(FINGER_CHAINS, model.tip_ids):
+        v = np.flatnonzero(np.isin(owner, chain))
+        v = rng.choice(v, min(per_finger, len(v)), replace=False) if len(v) else v
+        ids.append(np.unique(np.append(v, tip)))
+    return ids
+
+
+def contact_closure(model: HandModel, orient: np.ndarray, transl: np.ndarray, obj_vertices: np.ndarray,
+                    obj_faces: np.ndarray, steps: int = 16, max_closure: float = 1.0) -> np.ndarray:
+    """Per finger, the largest closure (in ``steps`` increments) before the finger enters the object."""
+    levels = np.linspace(0, max_closure, steps)
+    poses = np.stack([model.pose_param(model.curl_pose(c)) for c in levels])
+    out = model(np.repeat(orient[None], steps, 0), poses, None, np.repeat(transl[None], steps, 0))
+    verts = out.vertices.detach().cpu().double().numpy()
+    closure = np.full(5, max_closure)
+    for finger, ids in enumerate(_finger_vertices(model)):
+        inside = winding_number(obj_vertices, obj_faces, verts[:, ids].reshape(-1, 3)).reshape(steps, -1) > 0.5
+        hit = np.flatnonzero(inside.any(1))
+        if len(hit):
+            closure[finger] = levels[max(hit[0] - 1, 0)]
+    return closure
+
+
+def generate_grasp_trajectory(model: HandModel, obj: ObjectMesh, object_spec: str, num_frames: int = 49,
+                              height: int = 480, width: int = 720, approach_deg: float = -90.0,
+                              approach_distance: float = 0.15, lift_height: float = 0.12, margin: float = 0.004,
+                              camera_azimuth_deg: float = -50.0, camera_elevation_deg: float = 30.0,
+                              camera_distance: float = 0.45, seed: int | None = None, fps: float = 15.0,
+                              prompt: str | None = None, name: str = "grasp") -> Trajectory:
+    """Synthesise approach -> close -> lift for ``obj`` standing on the table at the origin.
+
+    The palm faces the object from the horizontal direction ``approach_deg`` (azimuth of the hand's start
+    relative to the object, degrees about z), fingers wrap around it horizontally with the thumb up, and each
+    finger closes until it touches the object. ``seed`` jitters the approach direction and camera slightly.
+    """
+    rng = np.random.default_rng(seed)
+    jitter = rng.normal(scale=[10.0, 10.0, 4.0]) if seed is not None else np.zeros(3)
+    obj_transl = np.array([0.0, 0.0, -obj.bottom])
+    obj_world = obj.vertices + obj_transl
+    centre = (obj_world.min(0) + obj_world.max(0)) / 2
+    az = np.radians(approach_deg + jitter[0])
+    towards = -np.array([np.cos(az), np.sin(az), 0.0])              # from the hand to the object
+    up = np.array([0.0, 0.0, 1.0])
+    fingers = np.cross(up, towards)
+    back = -towards
+    thumb = np.cross(back, fingers)
+    if thumb @ up < 0:
+        fingers = -fingers
+        thumb = np.cross(back, fingers)
+    world = np.stack([fingers, thumb, back], axis=1)
+    rot = world @ hand_frame(model).T
+    orient = Rotation.from_matrix(rot).as_rotvec()
+    joints = model.rest_joints()
+    palm_point = joints[[0, 1, 4, 7, 10]].mean(0) + 0.014 * model.palm_normal()
+    support = ((obj_world - centre) @ -towards).max()
+    palm_world = centre - towards * (support + margin)
+    transl = palm_world - joints[0] - rot @ (palm_point - joints[0])
+    closure = contact_closure(model, orient, transl, obj_world, obj.faces)
+    logger.info("grasp closure per finger (thumb..little): %s", np.round(closure, 2))
+    target = Grasp(orient, model.curl_pose(closure), transl)
+    start = Grasp(orient, model.curl_pose(0.1), transl - towards * approach_distance + up * 0.04)
+    g_orient, full_pose, g_transl, lift = interpolate_grasp(start, target, num_frames, lift_height=lift_height)
+    hand_pose = np.stack([model.pose_param(p) for p in full_pose])
+    camera = default_camera(centre + up * lift_height / 2, height, width, camera_distance + jitter[2] / 100,
+                            approach_deg + camera_azimuth_deg + jitter[1], camera_elevation_deg)
+    return Trajectory(hand_global_orient=g_orient, hand_pose=hand_pose, hand_transl=g_transl,
+                      object_rot=np.zeros((num_frames, 3)), object_transl=obj_transl + lift[:, None] * up,
+                      camera=camera, hand_side=model.data.side, flat_hand_mean=model.flat_hand_mean,
+                      object=object_spec, object_class_id=obj.class_id, fps=fps,
+                      prompt=prompt or f"A hand grasps the {obj.name.replace('_', ' ')} on the table and lifts it.",
+                      name=name)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Make trajectory files: synthesise a grasp or convert GraspXL.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="approach -> close -> lift for a built-in object or a mesh")
+    gen.add_argument("--object", default="cracker_box", help="built-in name or mesh path (default: cracker_box)")
+    gen.add_argument("--object-scale", type=float, default=1.0)
+    gen.add_argument("--mano", default=None, help="MANO_RIGHT.pkl/MANO_LEFT.pkl (default: procedural hand)")
+    gen.add_argument("--side", default="right", choices=("right", "left"))
+    gen.add_argument("--frames", type=int, default=49)
+    gen.add_argument("--height", type=int, default=480)
+    gen.add_argument("--width", type=int, default=720)
+    gen.add_argument("--approach-deg", type=float, default=-90.0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--out", required=True, help="output .npz or .json")
+    conv = sub.add_parser("graspxl", help="convert a GraspXL mano_k.npy sequence")
+    conv.add_argument("path")
+    conv.add_argument("--object-mesh", default=None)
+    conv.add_argument("--out", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from data_tools.cli import setup_logging
+    from data_tools.procedural_hand import load_hand_model
+
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "generate":
+        model = load_hand_model(args.mano, side=args.side)
+        obj = resolve_object(args.object, args.object_scale)
+        traj = generate_grasp_trajectory(model, obj, args.object, args.frames, args.height, args.width,
+                                         approach_deg=args.approach_deg, seed=args.seed,
+                                         name=os.path.splitext(os.path.basename(args.out))[0])
+        traj.object_scale = args.object_scale
+    else:
+        traj = read_graspxl(args.path, args.object_mesh)
+    logger.info("wrote %s (%d frames)", save_trajectory(traj, args.out), traj.num_frames)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
