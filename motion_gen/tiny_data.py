@@ -1,0 +1,103 @@
+"""Small processed datasets for smoke runs of the motion stage (tests, ``scripts/train_motion_tiny.sh``).
+
+``synthetic_dataset``: clips of a square moving over a textured background, with matching keypoint, depth and
+seg-mask videos, so the conditions really predict the video. ``sample_dataset``: the shared DexYCB sample as a
+one-clip dataset. Both write the processed-dataset layout of ``data_tools.hoi_dataset``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from data_tools.atomic import write_json
+from data_tools.bundle import CONDITION_INTERPOLATION
+from data_tools.cli import setup_logging, shared_samples_dir
+from data_tools.errors import DataError
+from data_tools.hoi_dataset import write_prompts, write_split
+from data_tools.video_io import read_video, write_video
+
+COLUMNS = ("video", "hand_keypoints", "depth", "seg_mask")
+
+
+def _write_clip(root: str, clip: str, videos: dict[str, np.ndarray], prompt: str, fps: int = 15) -> None:
+    folder = os.path.join(root, clip)
+    for name, frames in videos.items():
+        write_video(os.path.join(folder, f"{name}.mp4"), frames, fps=fps)
+    write_json(os.path.join(folder, "descriptions.json"), {"prompt": prompt})
+
+
+def synthetic_clip(index: int, num_frames: int, size: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Video and condition videos of one moving-square clip."""
+    rng = np.random.default_rng(seed + index)
+    h, w = size
+    side = max(4, min(h, w) // 3)
+    background = rng.integers(40, 120, (h, w, 3), dtype=np.uint8)
+    colour = rng.integers(150, 255, 3, dtype=np.uint8)
+    start, end = rng.uniform(0, [h - side, w - side]), rng.uniform(0, [h - side, w - side])
+    out = {name: np.zeros((num_frames, h, w, 3), np.uint8) for name in COLUMNS}
+    for t in range(num_frames):
+        y, x = (start + (end - start) * t / max(1, num_frames - 1)).astype(int)
+        out["video"][t] = background
+        out["video"][t, y:y + side, x:x + side] = colour
+        out["seg_mask"][t, y:y + side, x:x + side] = (120, 120, 180)
+        out["depth"][t, y:y + side, x:x + side] = 200 - 10 * (t % 5)
+        out["hand_keypoints"][t, y + side // 2 - 1:y + side // 2 + 2, x + side // 2 - 1:x + side // 2 + 2] = (255, 53, 139)
+    return out
+
+
+def synthetic_dataset(root: str | os.PathLike, num_clips: int = 3, num_frames: int = 9,
+                      size: tuple[int, int] = (32, 48), seed: int = 0, split: str = "train") -> str:
+    """Write ``num_clips`` synthetic clips and the ``split`` filelists; returns ``root``."""
+    root = os.fspath(root)
+    clips, prompts = [], []
+    for i in range(num_clips):
+        clip = f"synthetic/clip_{i:03d}"
+        prompt = f"a square moves across the table, clip {i}"
+        _write_clip(root, clip, synthetic_clip(i, num_frames, size, seed), prompt)
+        clips.append(clip)
+        prompts.append(prompt)
+    write_split(root, split, clips, prompts, columns=COLUMNS)
+    write_prompts(root, clips, prompts)
+    return root
+
+
+def sample_dataset(root: str | os.PathLike, sample_dir: str, num_frames: int = 9, size: tuple[int, int] = (32, 48),
+                   split: str = "train") -> str:
+    """The DexYCB sample (``val_{video,hand_keypoints,depth,seg_mask}.mp4``) as a one-clip dataset."""
+    root = os.fspath(root)
+    videos = {}
+    for name in COLUMNS:
+        path = os.path.join(sample_dir, f"val_{name}.mp4")
+        if not os.path.isfile(path):
+            raise DataError(path, "sample video missing")
+        videos[name] = read_video(path, num_frames, size, "crop", CONDITION_INTERPOLATION.get(name, "area"))
+    clip, prompt = "dexycb_sample/val", "a hand grasps an object on the table"
+    _write_clip(root, clip, videos, prompt)
+    write_split(root, split, [clip], [prompt], columns=COLUMNS)
+    write_prompts(root, [clip], [prompt])
+    return root
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="output dataset root")
+    parser.add_argument("--source", choices=("synthetic", "sample", "auto"), default="auto",
+                        help="auto: the shared DexYCB sample when present, else synthetic clips")
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=9)
+    parser.add_argument("--size", type=int, nargs=2, default=(32, 48), metavar=("H", "W"))
+    args = parser.parse_args(argv)
+    setup_logging()
+    sample = shared_samples_dir()
+    if args.source == "sample" or (args.source == "auto" and sample):
+        if not sample:
+            raise DataError(None, "the shared DexYCB sample is absent")
+        sample_dataset(args.root, sample, args.frames, tuple(args.size))
+    else:
+        synthetic_dataset(args.root, args.clips, args.frames, tuple(args.size))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Train the condition branch on pre-computed latents with the shared ``data_tools.training.Trainer``.
+
+Loss as CogVideoX I2V: v-prediction turned into an x0 estimate (``scheduler.get_velocity``) against the clean
+latent, weighted by ``1 / (1 - alpha_bar_t)``; the first-frame latent (and each condition's first-frame latent)
+is dropped to zero with probability ``train.noised_image_dropout`` per sample.
+
+    python -m motion_gen.train --config configs/motion/tiny.yaml                       # one process
+    torchrun --nproc_per_node 2 -m motion_gen.train --config ...                       # DDP (CPU: gloo)
+    accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml -m motion_gen.train --config ...
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import numpy as np
+import torch
+
+from data_tools.config import to_dict
+from data_tools.errors import DataError
+from data_tools.latent_store import LatentDataset
+from data_tools.training import Trainer, TrainingSpec
+from motion_gen.components import build_scheduler, load_transformer
+from motion_gen.config import MotionConfig, load_motion_config
+from motion_gen.latents import condition_input, pad_first_frame, sample_latents
+from motion_gen.model import CogVideoXConditionTransformer, rotary_embeddings
+
+logger = logging.getLogger(__name__)
+
+
+class MotionSpec(TrainingSpec):
+    """The motion stage as a training spec: frozen CogVideoX-I2V base, trainable condition branch."""
+
+    def __init__(self, cfg: MotionConfig, transformer: CogVideoXConditionTransformer | None = None,
+                 latent_meta: dict | None = None):
+        self.cfg = cfg
+        self.transformer = transformer if transformer is not None else load_transformer(cfg.model, cfg.generate)
+        self.transformer.set_trainable(train_base=cfg.train.train_base)
+        if cfg.train.gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
+        self.scheduler = build_scheduler("dpm", cfg.model.pretrained)
+        self.scale = float((latent_meta or {}).get("latent_scale", 1.0))
+        self.names = list(self.transformer.config.condition_names)
+        self._validation_pipe = None
+
+    # ------------------------------------------------------------------ Trainer hooks
+    def setup(self, accelerator) -> None:
+        """Frozen weights in bf16 under bf16 mixed precision (DDP); trainable ones in fp32."""
+        from accelerate.utils import DistributedType
+
+        if accelerator.distributed_type != DistributedType.DEEPSPEED:
+            low = torch.bfloat16 if accelerator.mixed_precision == "bf16" else None
+            for p in self.transformer.parameters():
+                p.data = p.data.float() if p.requires_grad else (p.data.to(low) if low else p.data)
+        self.transformer.to(accelerator.device)
+
+    def trainable_module(self) -> torch.nn.Module:
+        return self.transformer
+
+    def compute_loss(self, model, batch, accelerator) -> torch.Tensor:
+        device = accelerator.device
+        dtype = next(p for p in self.transformer.parameters() if p.requires_grad).dtype
+        return self.loss(model, batch, device, dtype)
+
+    def loss(self, model, batch: dict, device, dtype=torch.float32, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The weighted v-prediction loss of one batch (``generator`` makes noise, timesteps and dropout fixed)."""
+        get = lambda name: batch[name].to(device=device, dtype=torch.float32)  # noqa: E731
+        video = sample_latents(get("video"), self.scale, generator)  # (B, F, C, h, w)
+        batch_size, frames, _, height, width = video.shape
+        keep = (torch.rand(batch_size, generator=generator) >= self.cfg.train.noised_image_dropout).float()
+        keep = keep.to(device).view(-1, 1, 1, 1, 1)
+        image = pad_first_frame(sample_latents(get("first_frame"), self.scale, generator) * keep, frames)
+        conditions = {
+            n: condition_input(sample_latents(get(f"cond/{n}"), self.scale, generator),
+                               sample_latents(get(f"cond_first/{n}"), self.scale, generator) * keep).to(dtype)
+            for n in self.names}
+        noise = torch.randn(video.shape, generator=generator).to(device)
+        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
+        timesteps = timesteps.to(device)
+        noisy = self.scheduler.add_noise(video, noise, timesteps)
+        config = self.transformer.config
+        rotary = rotary_embeddings(config, frames, height, width, device)
+        ofs = video.new_full((1,), 2.0) if config.ofs_embed_dim else None
+        output = model(hidden_states=torch.cat([noisy, image], dim=2).to(dtype),
+                       encoder_hidden_states=get("prompt_embeds").to(dtype), timestep=timesteps,
+                       conditions=conditions, image_rotary_emb=rotary, ofs=ofs, return_dict=False)[0]
+        prediction = self.scheduler.get_velocity(output.float(), noisy, timesteps)
+        alphas = self.scheduler.alphas_cumprod.to(device)[timesteps]
+        weights = (1.0 / (1.0 - alphas)).view(-1, 1, 1, 1, 1)
+        return (weights * (prediction - video) ** 2).reshape(batch_size, -1).mean(dim=1).mean()
+
+    def validate(self, model, accelerator, step: int, output_dir: str) -> None:
+        """Generate the validation sample with the current weights; writes ``video.mp4`` and ``side_by_side.mp4``."""
+        sample = self.cfg.train.validation_sample
+        if not sample:
+            return
+        from motion_gen.generator import MotionGenerator, build_pipeline
+        from motion_gen.infer import load_inputs, write_outputs
+
+        if self._validation_pipe is None:
+            self._validation_pipe = build_pipeline(self.cfg, str(accelerator.device), transformer=model)
+        self._validation_pipe.transformer = model
+        generator = MotionGenerator(self.cfg, self._validation_pipe)
+        bundle, first = load_inputs(sample, generator)
+        cuda = accelerator.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and accelerator.mixed_precision == "bf16"):
+            video = generator.generate(first, bundle, seed=self.cfg.train.loop.seed,
+                                       num_inference_steps=self.cfg.train.validation_steps)
+        write_outputs(output_dir, video, bundle, fps=self.cfg.generate.fps)
+        logger.info("validation video written to %s", output_dir)
+
+
+def build_spec(cfg: MotionConfig) -> tuple[MotionSpec, LatentDataset]:
+    """The spec and the latent dataset of a config (checks the store matches the model)."""
+    dataset = LatentDataset(cfg.data.latents)
+    meta = dataset.meta
+    want = {"condition_names": list(cfg.model.condition_names), "num_frames": cfg.generate.num_frames,
+            "height": cfg.generate.height, "width": cfg.generate.width}
+    wrong = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+    if wrong:
+        raise DataError(os.path.join(cfg.data.latents, "store.json"),
+                        f"latent store does not match the config (stored, wanted): {wrong}")
+    dtype = torch.bfloat16 if cfg.train.loop.mixed_precision == "bf16" and torch.cuda.is_available() else None
+    return MotionSpec(cfg, load_transformer(cfg.model, cfg.generate, dtype), meta), dataset
+
+
+def train(cfg: MotionConfig) -> dict:
+    """Run training; returns the Trainer's summary."""
+    spec, dataset = build_spec(cfg)
+    run_config = {"motion": to_dict(cfg), "transformer_config": {k: v for k, v in spec.transformer.config.items()
+                                                                 if not k.startswith("_")}}
+    return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config).train()
+
+
+def main(argv=None) -> None:
+    from data_tools.cli import setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="motion YAML, e.g. configs/motion/dexycb.yaml")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.loop.max_steps=100")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    summary = train(load_motion_config(args.config, args.overrides))
+    losses = summary["losses"]
+    logger.info("done: step %d, world %d, last loss %s", summary["step"], summary["world_size"],
+                f"{np.mean(losses[-5:]):.4f}" if losses else "n/a")
+
+
+if __name__ == "__main__":
+    main()
