@@ -123,6 +123,22 @@ def run_from_filelists(generated_list: str, reference_list: str | None, label: s
     return Run(label, list(conditions), records, root=base)
 
 
+def check_metric_weights(config: MetricsConfig) -> None:
+    """Raise DataError naming the first missing weight file of the configured metrics (loads nothing)."""
+    needed = []
+    if "fvd" in config.metrics:
+        needed.append(("fvd.detector_path", config.fvd.detector_path))
+    if "lpips" in config.metrics:
+        needed += [("lpips.weights", p) for p in (config.lpips.weights or [None])]
+    if "keypoints" in config.metrics:
+        needed.append(("keypoints.estimator.path", config.keypoints.estimator.path))
+    for key, path in needed:
+        if not path:
+            raise DataError(None, f"metrics.{key} is not set")
+        if not os.path.isfile(path):
+            raise DataError(path, f"weight file for metrics.{key} does not exist")
+
+
 class Evaluator:
     """Computes the configured metrics; the networks (LPIPS, I3D, estimator) load once, on first use."""
 

@@ -25,7 +25,7 @@ from data_tools.atomic import write_json
 from data_tools.bundle import ConditionBundle, check_condition_names
 from data_tools.config import load_config, to_dict
 from data_tools.errors import DataError
-from data_tools.evaluation import MetricsConfig, evaluate_runs, load_run, results_markdown
+from data_tools.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
 from data_tools.filelists import read_filelist
 from data_tools.video_io import read_image, write_video
 
@@ -227,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     config = load_config(EvalConfig, args.config, args.overrides)
     shard = parse_shard(args.shard)
+    if args.stage == "all" and shard[1] == 1:
+        check_metric_weights(config.metrics)  # fail now, not after hours of generation
     if args.stage in ("generate", "all"):
         for run in config.runs:
             generate_run(config, run, shard)

@@ -147,6 +147,12 @@ def test_missing_weights_fail_before_work(setup):
         Evaluator(MetricsConfig(metrics=["fid"]))
     with pytest.raises(DataError, match="shard"):
         parse_shard("3/2")
+    from data_tools.evaluation import check_metric_weights
+    from motion_gen.evaluate import main
+    with pytest.raises(DataError, match="absent.pt: weight file for metrics.keypoints.estimator.path"):
+        main(["--config", CONFIG, "--set", "metrics.keypoints.estimator.path=absent.pt"] +
+             [a for o in setup[2] if "estimator" not in o for a in ("--set", o)])
+    check_metric_weights(MetricsConfig(metrics=["psnr", "ssim"]))  # nothing to load
 
 
 def test_results_markdown_layout():
