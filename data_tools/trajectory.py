@@ -75,6 +75,11 @@ class Trajectory:
         if t == 0:
             raise DataError(source, "trajectory has no frames")
 
+    def subset(self, indices) -> "Trajectory":
+        """The trajectory at the given frame indices (e.g. ``data_tools.video_io.resample_indices``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return dataclasses.replace(self, **{key: getattr(self, key)[indices] for key in PER_FRAME})
+
     def meta(self) -> dict:
         return {"hand_side": self.hand_side, "hand_pose_space": self.hand_pose_space,
                 "flat_hand_mean": self.flat_hand_mean, "object": self.object, "object_scale": self.object_scale,

@@ -1,0 +1,320 @@
+"""Sim-to-real: sim folders or trajectories -> appearance first frames -> chosen frame -> motion video.
+
+For every input sequence (a sim folder of ``rendered_{map}_{i}.png``, or a trajectory ``.npz``/``.json`` that is
+rendered first) it writes ``<out>/<name>/``: ``candidates/seed_<s>.png`` (appearance candidates),
+``first_frame.png`` (the chosen one), ``video.mp4`` (motion output), ``conditions/*.mp4``,
+``contact_sheet.png`` (conditions | first frame | generated frames) and ``manifest.json`` (inputs, configs,
+seeds, timings), the manifest last. Batch runs are resumable (sequences with a manifest are skipped) and
+shardable across processes (``--shard i/n``, or the RANK/WORLD_SIZE environment of torchrun/accelerate).
+
+Choosing first frames as in the reference: run with ``--stage appearance`` to write the candidates only, pick one
+per sequence, list them in a file (lines ``<name> <image>``, or just ``<image>`` in input order) and rerun with
+``--first-frames that_file``. Without a list the candidate ``pick`` of the config is used.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import time
+from typing import Sequence
+
+import numpy as np
+
+from data_tools.atomic import write_json
+from data_tools.bundle import SIM_FILE_RE, ConditionBundle
+from data_tools.config import load_config, to_dict
+from data_tools.contact_sheet import write_contact_sheet
+from data_tools.errors import DataError
+from data_tools.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.video_io import read_image, resample_indices, write_image, write_video
+
+logger = logging.getLogger("sim2real.run")
+TRAJECTORY_SUFFIXES = (".npz", ".json")
+
+
+@dataclasses.dataclass
+class Sim2RealConfig:
+    """One sim-to-real run (YAML: configs/sim2real/*.yaml)."""
+
+    appearance_config: str = "configs/appearance/tiny.yaml"
+    appearance_overrides: list[str] = dataclasses.field(default_factory=list)
+    motion_config: str = "configs/motion/tiny.yaml"
+    motion_overrides: list[str] = dataclasses.field(default_factory=list)
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1])   # appearance candidates, one per seed
+    pick: int = 0                        # index into seeds of the candidate used when no first frame is given
+    motion_seed: int = 0
+    appearance_steps: int | None = None  # None: the appearance config's default
+    appearance_guidance: float | None = None
+    motion_steps: int | None = None
+    motion_guidance: float | None = None
+    num_frames: int | None = None        # None: the motion config's num_frames
+    height: int | None = None            # None: the motion config's size
+    width: int | None = None
+    resize_mode: str = "crop"
+    prompt: str | None = None            # None: the sequence's prompt.txt / trajectory prompt
+    default_prompt: str = "A hand is grasping an object on a table."
+    fps: float = 15.0
+    device: str | None = None
+    mano_path: str | None = None         # MANO pkl for trajectories (None: procedural hand)
+    render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
+
+
+@dataclasses.dataclass
+class Sequence_:
+    name: str
+    path: str
+    kind: str  # "sim" or "trajectory"
+
+
+def is_sim_folder(path: str) -> bool:
+    return os.path.isdir(path) and any(SIM_FILE_RE.match(f) for f in os.listdir(path))
+
+
+def discover(inputs: Sequence[str]) -> list[Sequence_]:
+    """Expand inputs (sim folders, trajectory files, folders of either, ``.txt`` lists of either) to sequences."""
+    found: list[Sequence_] = []
+
+    def add(path: str, where: str | None):
+        if is_sim_folder(path):
+            found.append(Sequence_(os.path.basename(os.path.normpath(path)), path, "sim"))
+        elif os.path.isfile(path) and path.endswith(TRAJECTORY_SUFFIXES):
+            found.append(Sequence_(os.path.splitext(os.path.basename(path))[0], path, "trajectory"))
+        elif os.path.isfile(path) and path.endswith(".txt"):
+            base = os.path.dirname(os.path.abspath(path))
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        entry = line.strip()
+                        add(entry if os.path.isabs(entry) else os.path.join(base, entry), path)
+        elif os.path.isdir(path):
+            children = sorted(os.listdir(path), key=_natural_key)
+            before = len(found)
+            for child in children:
+                full = os.path.join(path, child)
+                if is_sim_folder(full) or (os.path.isfile(full) and full.endswith(TRAJECTORY_SUFFIXES)):
+                    add(full, path)
+            if len(found) == before:
+                raise DataError(path, "no sim folders or trajectory files inside")
+        else:
+            raise DataError(where or path, f"{path!r} is not a sim folder, trajectory (.npz/.json) or list (.txt)")
+
+    for item in inputs:
+        add(item, None)
+    names = [s.name for s in found]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(None, f"several inputs share the sequence name(s) {dupes}; rename or run them separately")
+    return found
+
+
+def _natural_key(text: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def shard_of(sequences: list, shard: str | None) -> tuple[list, int, int]:
+    """Sequences of shard ``i/n`` (or RANK/WORLD_SIZE from the environment), round-robin."""
+    if shard:
+        match = re.fullmatch(r"(\d+)/(\d+)", shard)
+        if not match or int(match[1]) >= int(match[2]):
+            raise DataError(None, f"--shard must look like i/n with 0 <= i < n, got {shard!r}")
+        index, count = int(match[1]), int(match[2])
+    else:
+        index, count = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return sequences[index::count], index, count
+
+
+def read_first_frames(path: str, sequences: list[Sequence_]) -> dict[str, str]:
+    """``name image`` lines (or ``image`` lines in input order) -> {sequence name: image path}."""
+    base = os.path.dirname(os.path.abspath(path))
+    mapping, ordered = {}, []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) > 2:
+                raise DataError(path, f"line {number}: expected '<name> <image>' or '<image>'")
+            image = parts[-1] if os.path.isabs(parts[-1]) else os.path.join(base, parts[-1])
+            if len(parts) == 2:
+                mapping[parts[0]] = image
+            else:
+                ordered.append(image)
+    if ordered:
+        if len(ordered) != len(sequences):
+            raise DataError(path, f"{len(ordered)} images for {len(sequences)} sequences (use '<name> <image>' lines)")
+        mapping.update({s.name: img for s, img in zip(sequences, ordered)})
+    return mapping
+
+
+class Sim2Real:
+    """Holds the two generators (loaded lazily, once) and runs sequences through them."""
+
+    def __init__(self, config: Sim2RealConfig):
+        self.config = config
+        self._appearance = self._motion = None
+
+    @property
+    def appearance(self):
+        if self._appearance is None:
+            from appearance_gen.generator import AppearanceGenerator
+
+            start = time.perf_counter()
+            self._appearance = AppearanceGenerator.load(self.config.appearance_config, self.config.appearance_overrides,
+                                                        self.config.device)
+            logger.info("loaded appearance model %s in %.1fs", self.config.appearance_config, time.perf_counter() - start)
+        return self._appearance
+
+    @property
+    def motion(self):
+        if self._motion is None:
+            from motion_gen.generator import MotionGenerator
+
+            start = time.perf_counter()
+            self._motion = MotionGenerator.load(self.config.motion_config, self.config.motion_overrides,
+                                                self.config.device)
+            logger.info("loaded motion model %s in %.1fs", self.config.motion_config, time.perf_counter() - start)
+        return self._motion
+
+    def target_shape(self) -> tuple[int, tuple[int, int]]:
+        cfg = self.config
+        frames = cfg.num_frames or self.motion.num_frames
+        return frames, (cfg.height or self.motion.height, cfg.width or self.motion.width)
+
+    def load_bundle(self, seq: Sequence_, timings: dict) -> ConditionBundle:
+        """The sequence's conditions at the generation size (trajectories are rendered at that size first)."""
+        cfg = self.config
+        frames, size = self.target_shape()
+        names = list(dict.fromkeys(list(self.appearance.condition_names) + list(self.motion.condition_names)))
+        start = time.perf_counter()
+        if seq.kind == "sim":
+            bundle = ConditionBundle.from_sim_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
+        else:
+            from data_tools.trajectory import load_trajectory
+
+            traj = load_trajectory(seq.path)
+            traj = traj.subset(resample_indices(traj.num_frames, frames))   # render only the frames we keep
+            render_cfg = dataclasses.replace(cfg.render, height=size[0], width=size[1])
+            rendered = render_trajectory(traj, render_cfg, traj.hand_model(cfg.mano_path),
+                                         base_dir=os.path.dirname(os.path.abspath(seq.path)))
+            timings["render_s"] = round(time.perf_counter() - start, 3)
+            missing = [n for n in names if n not in rendered.conditions]
+            if missing:
+                raise DataError(seq.path, f"the renderer does not produce conditions {missing} needed by the models")
+            bundle = dataclasses.replace(rendered.select(names), name=seq.name)
+        timings["load_s"] = round(time.perf_counter() - start, 3)
+        prompt = cfg.prompt if cfg.prompt is not None else (bundle.prompt or cfg.default_prompt)
+        return dataclasses.replace(bundle, prompt=prompt)
+
+    def run_sequence(self, seq: Sequence_, out_dir: str, first_frame_path: str | None = None,
+                     stage: str = "all") -> dict | None:
+        """Process one sequence; returns its manifest (None for ``stage='appearance'``)."""
+        cfg = self.config
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bundle = self.load_bundle(seq, timings)
+        logger.info("%s: %s with %d frames at %s", seq.name, seq.kind, bundle.num_frames, bundle.size)
+        candidates = {}
+        if first_frame_path is None:
+            start = time.perf_counter()
+            images = self.appearance.generate(bundle.select(self.appearance.condition_names), cfg.seeds,
+                                              cfg.appearance_steps, cfg.appearance_guidance)
+            timings["appearance_s"] = round(time.perf_counter() - start, 3)
+            for seed, image in zip(cfg.seeds, images):
+                candidates[seed] = write_image(os.path.join(out_dir, "candidates", f"seed_{seed}.png"), image)
+            if stage == "appearance":
+                logger.info("%s: wrote %d candidates to %s", seq.name, len(images), os.path.join(out_dir, "candidates"))
+                return None
+            if not 0 <= cfg.pick < len(images):
+                raise DataError(None, f"pick={cfg.pick} is outside the {len(images)} candidates")
+            first = images[cfg.pick]
+            chosen = {"source": "candidate", "seed": cfg.seeds[cfg.pick], "path": candidates[cfg.seeds[cfg.pick]]}
+        else:
+            first = read_image(first_frame_path, bundle.size, cfg.resize_mode)
+            chosen = {"source": "file", "path": os.path.abspath(first_frame_path)}
+        write_image(os.path.join(out_dir, "first_frame.png"), first)
+        start = time.perf_counter()
+        video = self.motion.generate(first, bundle.select(self.motion.condition_names), cfg.motion_seed,
+                                     cfg.motion_steps, cfg.motion_guidance)
+        timings["motion_s"] = round(time.perf_counter() - start, 3)
+        start = time.perf_counter()
+        video_path = write_video(os.path.join(out_dir, "video.mp4"), video, fps=cfg.fps)
+        bundle.save_video_folder(os.path.join(out_dir, "conditions"), fps=cfg.fps)
+        sheet = write_contact_sheet(os.path.join(out_dir, "contact_sheet.png"),
+                                    {**bundle.conditions, "first frame": first, "generated": video})
+        timings["write_s"] = round(time.perf_counter() - start, 3)
+        timings["total_s"] = round(time.perf_counter() - t0, 3)
+        manifest = {
+            "name": seq.name, "input": {"kind": seq.kind, "path": os.path.abspath(seq.path)},
+            "prompt": bundle.prompt, "num_frames": int(video.shape[0]), "size": list(video.shape[1:3]),
+            "conditions": {"appearance": list(self.appearance.condition_names) if candidates else None,
+                           "motion": list(self.motion.condition_names)},
+            "seeds": {"appearance": list(cfg.seeds) if candidates else [], "motion": cfg.motion_seed},
+            "first_frame": chosen, "config": to_dict(cfg),
+            "outputs": {"video": video_path, "first_frame": os.path.join(out_dir, "first_frame.png"),
+                        "contact_sheet": sheet, "conditions": os.path.join(out_dir, "conditions"),
+                        "candidates": {str(k): v for k, v in candidates.items()}},
+            "timings": timings, "versions": _versions(),
+        }
+        write_json(os.path.join(out_dir, "manifest.json"), manifest)
+        return manifest
+
+
+def _versions() -> dict:
+    import torch
+
+    return {"torch": torch.__version__, "numpy": np.__version__,
+            "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | None = None,
+        first_frames: str | None = None, stage: str = "all", overwrite: bool = False) -> list[dict]:
+    """Run every (this shard's) sequence not yet done; returns the manifests written."""
+    from tqdm import tqdm
+
+    sequences = discover(inputs)
+    chosen = read_first_frames(first_frames, sequences) if first_frames else {}
+    mine, index, count = shard_of(sequences, shard)
+    todo = [s for s in mine if overwrite or stage != "all" or not os.path.isfile(os.path.join(out, s.name, "manifest.json"))]
+    logger.info("%d sequences, shard %d/%d has %d, %d to do (outputs in %s)", len(sequences), index, count,
+                len(mine), len(todo), out)
+    engine, manifests = Sim2Real(config), []
+    for seq in tqdm(todo, desc="sim2real", disable=len(todo) < 2):
+        manifest = engine.run_sequence(seq, os.path.join(out, seq.name), chosen.get(seq.name), stage)
+        if manifest:
+            logger.info("%s: video %s, contact sheet %s (%.1fs)", seq.name, manifest["outputs"]["video"],
+                        manifest["outputs"]["contact_sheet"], manifest["timings"]["total_s"])
+            manifests.append(manifest)
+    return manifests
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="sim folders, trajectory .npz/.json, folders of them, or .txt lists")
+    parser.add_argument("--out", default="outputs/sim2real", help="output root (default: outputs/sim2real)")
+    parser.add_argument("--config", default="configs/sim2real/tiny.yaml", help="sim2real YAML")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. seeds=[0,1,2] render.table=false")
+    parser.add_argument("--shard", default=None, help="i/n: process every n-th sequence from i (default: RANK/WORLD_SIZE)")
+    parser.add_argument("--first-frames", default=None, help="file of chosen first frames ('<name> <image>' lines)")
+    parser.add_argument("--stage", default="all", choices=("all", "appearance"),
+                        help="appearance: only write first-frame candidates (to pick from)")
+    parser.add_argument("--overwrite", action="store_true", help="redo sequences that already have a manifest")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from data_tools.cli import setup_logging
+
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    config = load_config(Sim2RealConfig, args.config, args.set)
+    run(args.inputs, args.out, config, args.shard, args.first_frames, args.stage, args.overwrite)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
