@@ -111,9 +111,17 @@ def load_run(run_dir: str | os.PathLike) -> Run:
 
 def run_from_filelists(generated_list: str, reference_list: str | None, label: str = "run",
                        conditions: Sequence[str] = (), root: str | None = None) -> Run:
-    """A run from a filelist of generated videos and (optionally) one of reference videos, line by line."""
-    generated = read_filelist(generated_list)
-    references = read_filelist(reference_list) if reference_list else [None] * len(generated)
+    """A run from a filelist of generated videos and (optionally) one of reference videos, line by line.
+
+    Relative entries start from ``root``, else from their own filelist's folder.
+    """
+    def absolute(entries, list_path, default_root):
+        base = default_root or os.path.dirname(os.path.abspath(list_path))
+        return [e if os.path.isabs(e) else os.path.join(base, e) for e in entries]
+
+    generated = absolute(read_filelist(generated_list), generated_list, root)
+    references = (absolute(read_filelist(reference_list), reference_list, root) if reference_list
+                  else [None] * len(generated))
     if len(references) != len(generated):
         raise DataError(reference_list, f"has {len(references)} lines but {generated_list} has {len(generated)}")
     base = root or os.path.dirname(os.path.abspath(generated_list))

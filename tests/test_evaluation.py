@@ -111,9 +111,9 @@ def test_metric_values_match_direct_computation(setup):
     reference = rng.integers(0, 255, size=(T, H, W, 3), dtype=np.uint8)
     write_video(ref, reference)
     write_video(gen, np.clip(reference.astype(int) + 20, 0, 255).astype(np.uint8))
-    write_filelist(tmp / "gen.txt", [str(gen), str(gen)])
-    write_filelist(tmp / "ref.txt", [str(ref), str(ref)])
-    run = run_from_filelists(str(tmp / "gen.txt"), str(tmp / "ref.txt"), label="pair")
+    write_filelist(tmp / "gen.txt", [str(gen), "gen.mp4"])
+    write_filelist(tmp / "refs" / "ref.txt", [str(ref), "../ref.mp4"])  # relative to its own folder
+    run = run_from_filelists(str(tmp / "gen.txt"), str(tmp / "refs" / "ref.txt"), label="pair")
     cfg = MetricsConfig(metrics=["psnr", "ssim"])
     row = Evaluator(cfg).evaluate(run)
     from data_tools.metrics.image_metrics import psnr, ssim

@@ -9,6 +9,7 @@ import torch
 from data_tools.errors import DataError
 from data_tools.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_features
 from data_tools.metrics.fvd import FVDConfig, VideoFeatureExtractor, compute_fvd, fvd_clip
+from data_tools.metrics.standins import TinyVideoDetector
 
 
 def _w2_reference(mu1, s1, mu2, s2):
@@ -68,30 +69,11 @@ def test_feature_stats_streaming_matches_numpy():
         stats.append(np.zeros((2, 3)))
 
 
-class TinyDetector(torch.nn.Module):
-    """I3D stand-in with the same call signature: uint8 (B, 3, T, H, W) + rescale/resize/return_features."""
-
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(3 * 4 * 4 + 3, 5)
-
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
-                return_features: bool = False) -> torch.Tensor:
-        x = x.float()
-        if rescale:
-            x = x / 127.5 - 1.0
-        if resize:
-            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 4, 4), mode="trilinear", align_corners=False)
-        motion = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(2, 3, 4))
-        feats = self.proj(torch.cat([x.mean(dim=2).flatten(1), motion], dim=1))
-        return feats if return_features else feats.softmax(dim=1)
-
-
 @pytest.fixture()
 def detector_path(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny_i3d.pt"
-    torch.jit.script(TinyDetector()).save(str(path))
+    torch.jit.script(TinyVideoDetector()).save(str(path))  # I3D's call signature
     return str(path)
 
 
