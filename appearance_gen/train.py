@@ -173,16 +173,42 @@ def train(cfg: AppearanceConfig) -> dict:
     return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config=to_dict(cfg)).train()
 
 
+def sample_dataset(folder: str, root: str, cfg: AppearanceConfig, num_frames: int = 9) -> str:
+    """A processed dataset at ``root`` whose train and val splits hold one clip made from a condition video folder
+    (e.g. the DexYCB sample), at ``data.size``: a smoke-test dataset for the tiny config. Returns ``root``."""
+    from data_tools.hoi_dataset import write_split
+
+    names = condition_names(cfg.controlnet.branches)
+    bundle = ConditionBundle.from_video_folder(folder, names, num_frames=num_frames, size=tuple(cfg.data.size))
+    if bundle.video is None:
+        raise DataError(folder, "needs a video (video.mp4 or *_video.mp4) to train on")
+    clip = "clip0"
+    if not bundle.prompt:
+        bundle.prompt = "a hand grasps an object on a table"
+    bundle.save_video_folder(os.path.join(root, clip))
+    for split in ("train", "val"):
+        write_split(root, split, [clip], [bundle.prompt], columns=["video", *names])
+    return root
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appearance_gen.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/appearance/tiny.yaml", help="appearance config YAML")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. data.root=/data/dexycb or train.loop.max_steps=10 (repeatable)")
+    parser.add_argument("--sample-dataset", default=None, metavar="FOLDER",
+                        help="build a one-clip dataset from this condition video folder (e.g. the DexYCB sample) under "
+                             "<output_dir>/sample_dataset and train on it (smoke test)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    summary = train(load_appearance_config(args.config, args.set))
+    cfg = load_appearance_config(args.config, args.set)
+    if args.sample_dataset:
+        root = os.path.join(cfg.train.loop.output_dir, "sample_dataset")
+        cfg.data.root = sample_dataset(args.sample_dataset, root, cfg)
+        logger.info("one-clip dataset from %s in %s", args.sample_dataset, root)
+    summary = train(cfg)
     logger.info("trained to step %d; weights in %s", summary["step"], summary["final_dir"])
     return 0
 

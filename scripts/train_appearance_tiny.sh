@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Tiny random appearance model trained on CPU for a few steps on a one-clip dataset built from the DexYCB sample.
+# Usage: scripts/train_appearance_tiny.sh [--sample-dataset FOLDER] [--set k=v ...]
+set -euo pipefail
+source "$(dirname "$0")/_setup.sh" ""  # explicit: a bare `source` would pass our arguments on
+cd "$PAM_ROOT"
+sample="$(python -c 'from data_tools.cli import shared_samples_dir as s; print(s() or "")')"
+args=()
+if [ -n "$sample" ] && [[ " $* " != *" --sample-dataset "* ]]; then args=(--sample-dataset "$sample"); fi
+python -m appearance_gen.train --config configs/appearance/tiny.yaml "${args[@]}" "$@"
