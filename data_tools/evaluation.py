@@ -20,6 +20,7 @@ import os
 from typing import Iterable, Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from data_tools.atomic import write_json, write_text
@@ -156,13 +157,14 @@ class Evaluator:
             raise DataError(None, f"unknown metric(s) {unknown}; known: {list(METRICS)}")
         self.config = config
         self.metrics = list(config.metrics)
-        device = config.device
+        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         # Load everything up front so a missing weight file fails before hours of work.
-        self.lpips = LPIPS.load(config.lpips.weights, config.lpips.backbone, device or "cpu") if "lpips" in self.metrics else None
+        self.lpips = LPIPS.load(config.lpips.weights, config.lpips.backbone, device) if "lpips" in self.metrics else None
         self.extractor = VideoFeatureExtractor(config.fvd, device) if "fvd" in self.metrics else None
         self.estimator = (TorchScriptHandEstimator(config.keypoints.estimator, device)
                           if "keypoints" in self.metrics else None)
         self._fixed_real: FVDStats | None = None
+        self._real_cache: dict[tuple, FVDStats] = {}  # runs over the same references share their I3D stats
 
     # ------------------------------------------------------------------ one sample
     def _reference_keypoints(self, run: Run, record: dict, reference: np.ndarray | None,
@@ -228,10 +230,19 @@ class Evaluator:
     def evaluate(self, run: Run) -> dict:
         """Aggregate metrics of a run: means over samples, FVD over all clips, per-sample values kept."""
         gen_stats = FVDStats(self.extractor) if self.extractor is not None else None
-        real = None
+        real, real_key = None, None
         if gen_stats is not None and not self.config.fvd_reference_list:
+            info = video_info(run.path(run.records[0], "generated"))
+            real_key = (info["num_frames"], info["height"], info["width"],
+                        tuple((run.path(r, "reference"), r.get("resize_mode", "crop")) for r in run.records))
+            real = self._real_cache.get(real_key)
+        new_real = real is None and real_key is not None
+        if new_real:
             real = FVDStats(self.extractor)
-        samples = [self.sample(run, r, real, gen_stats) for r in tqdm(run.records, desc=f"metrics [{run.label}]")]
+        samples = [self.sample(run, r, real if new_real else None, gen_stats)
+                   for r in tqdm(run.records, desc=f"metrics [{run.label}]")]
+        if new_real:
+            self._real_cache[real_key] = real
         row: dict = {"label": run.label, "conditions": run.conditions, "num_samples": len(samples)}
         for key in dict.fromkeys(k for s in samples for k, v in s.items() if isinstance(v, float)):
             values = np.array([s[key] for s in samples if key in s], np.float64)

@@ -122,6 +122,13 @@ def test_metric_values_match_direct_computation(setup):
     assert row["ssim"] == pytest.approx(float(np.mean(ssim(g, r))))
     assert "fvd" not in row and "lpips" not in row
 
+    # FVD: a second run over the same references reuses the real-video statistics
+    evaluator = Evaluator(MetricsConfig(metrics=["fvd"], fvd=FVDConfig(detector_path=weights["fvd"], num_frames=8)))
+    first = evaluator.evaluate(run)
+    again = evaluator.evaluate(run_from_filelists(str(tmp / "gen.txt"), str(tmp / "refs" / "ref.txt"), label="b"))
+    assert len(evaluator._real_cache) == 1 and first["num_real"] == again["num_real"] == 2
+    assert again["fvd"] == pytest.approx(first["fvd"]) and np.isfinite(first["fvd"])
+
 
 def test_keypoint_file_is_mapped_to_the_generated_frame(setup, tmp_path):
     """Joints stored at the clip's size are resampled in time and space like the video (crop)."""
