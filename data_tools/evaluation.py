@@ -149,7 +149,7 @@ def check_metric_weights(config: MetricsConfig) -> None:
 
 
 class Evaluator:
-    """Computes the configured metrics; the networks (LPIPS, I3D, estimator) load once, on first use."""
+    """Computes the configured metrics; the networks (LPIPS, I3D, estimator) load once, when it is built."""
 
     def __init__(self, config: MetricsConfig):
         unknown = sorted(set(config.metrics) - set(METRICS))
@@ -195,8 +195,7 @@ class Evaluator:
         out: dict = {"name": record.get("name", os.path.basename(gen_path)), "generated": gen_path}
         if reference is not None:
             if "psnr" in self.metrics:
-                values = psnr(generated, reference)
-                out["psnr"] = float(np.mean(values))
+                out["psnr"] = float(np.mean(psnr(generated, reference)))
             if "ssim" in self.metrics:
                 out["ssim"] = float(np.mean(ssim(generated, reference)))
             if self.lpips is not None:
@@ -250,8 +249,8 @@ class Evaluator:
             row[key] = float(np.mean(values)) if values.size else float("nan")
         if gen_stats is not None:
             if real is None:
-                first = read_video(run.path(run.records[0], "generated"))
-                real = self._fixed_real_stats(first.shape[:3])
+                info = video_info(run.path(run.records[0], "generated"))
+                real = self._fixed_real_stats((info["num_frames"], info["height"], info["width"]))
             try:
                 row.update(fvd_from_stats(real, gen_stats, self.config.fvd.method))
             except DataError as exc:
