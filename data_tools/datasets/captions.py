@@ -20,6 +20,8 @@ from tqdm import tqdm
 
 from data_tools.atomic import write_json
 from data_tools.cli import setup_logging
+from data_tools.datasets.index import read_index, write_index
+from data_tools.datasets.runner import ClipResult, Summary, run_command
 from data_tools.errors import DataError
 from data_tools.hoi_dataset import read_descriptions
 from data_tools.video_io import read_video, resample_indices
@@ -162,9 +164,6 @@ def caption_dataset(root: str | os.PathLike, captioner: VLMCaptioner | None = No
     same source is skipped unless ``overwrite``; an empty VLM answer keeps the template caption.
     Returns the summary (also written to ``<root>/caption_summary.json``).
     """
-    from data_tools.datasets.index import read_index, write_index
-    from data_tools.datasets.runner import ClipResult, Summary
-
     root = os.fspath(root)
     index = read_index(root)
     clips = list(dict.fromkeys(c for split_clips in index.values() for c in split_clips))
@@ -220,18 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        captioner = None
+
+    def body():
         if args.tiny_model:
             args.model, args.dtype = build_tiny_vlm(args.tiny_model), "float32"
-        if args.model:
-            captioner = VLMCaptioner(args.model, args.device, args.dtype, args.question, args.max_new_tokens)
+        captioner = VLMCaptioner(args.model, args.device, args.dtype, args.question, args.max_new_tokens) if args.model else None
         caption_dataset(args.root, captioner, args.frames, args.overwrite)
-    except DataError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
 
+    return run_command(body)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -31,8 +31,7 @@ from data_tools.atomic import write_json
 from data_tools.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.index import SPLITS, write_index
-from data_tools.datasets.runner import ClipJob, add_common_args, run_clips
+from data_tools.datasets.runner import ClipJob, add_converter_args, convert_dataset, run_command
 from data_tools.errors import DataError
 from data_tools.geometry_maps import normalize_depth
 from data_tools.keypoints import NUM_JOINTS, draw_hand_keypoints_video
@@ -267,17 +266,15 @@ def convert_dexycb(root: str, out: str, num_frames: int | None = None, size: tup
     Filelists and ``prompts.jsonl`` list every view whose outputs are complete (converted now or before).
     """
     views, problems = discover(root)
+    memberships = {v.key: (v.split,) for v in views}
     views = [v for v in views if (not subjects or v.subject in subjects) and (not serials or v.serial in serials)]
+    problems = {k: r for k, r in problems.items() if not subjects or k.split("/")[0] in subjects}
     params = {"num_frames": num_frames, "size": size, "resize_mode": resize_mode, "fps": fps,
               "depth_dir": depth_dir, "depth_kind": depth_kind}
     jobs = [ClipJob(v.key, os.path.join(root, v.key), {**params, "meta": v.meta, "descriptions": describe(v)})
             for v in views]
-    summary = run_clips(jobs, convert_view, out, OUTPUTS, workers=workers, overwrite=overwrite, failed=problems,
-                        summary_path=os.path.join(out, "conversion_summary.json"), desc="dexycb views")
-    done = set(summary.done)
-    counts = write_index(out, {s: [v.key for v in views if v.split == s and v.key in done] for s in SPLITS})
-    logger.info("s0 split: %s clips written to %s/filelists", counts, out)
-    return {**summary.to_dict(), "splits": counts}
+    return convert_dataset(jobs, convert_view, out, OUTPUTS, memberships, workers=workers,
+                           overwrite=overwrite, failed=problems, desc="dexycb views")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,26 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Convert the official DexYCB download into per-view clips (video, seg_mask, hand_keypoints, "
                     "depth, descriptions), s0 split filelists and prompts.jsonl. Resumable: finished views are "
                     "skipped; failed views are listed in <out>/conversion_summary.json.")
-    parser.add_argument("--root", required=True, help="DexYCB root (holds <subject>/<sequence>/<serial>/ folders)")
-    parser.add_argument("--out", required=True, help="output dataset root")
-    parser.add_argument("--depth-dir", default=None,
-                        help="import video depth (e.g. DepthCrafter outputs) from this folder instead of the sensor "
-                             "depth: <dir>/<subject>/<sequence>/<serial>.npz (key 'depth') or .../depth.mp4")
-    parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
-                        help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
+    add_converter_args(parser, "DexYCB root (holds <subject>/<sequence>/<serial>/ folders)",
+                       "the sensor depth: <dir>/<subject>/<sequence>/<serial>.npz (key 'depth') or .../depth.mp4")
     parser.add_argument("--subjects", type=lambda s: s.split(","), default=None, help="comma list of subjects only")
     parser.add_argument("--serials", type=lambda s: s.split(","), default=None, help="comma list of camera serials only")
-    add_common_args(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        convert_dexycb(args.root, args.out, args.num_frames, args.size, args.resize_mode, args.fps, args.depth_dir,
-                       args.depth_kind, args.subjects, args.serials, args.workers, args.overwrite)
-    except DataError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
-
+    return run_command(lambda: convert_dexycb(
+        args.root, args.out, args.num_frames, args.size, args.resize_mode, args.fps, args.depth_dir, args.depth_kind,
+        args.subjects, args.serials, args.workers, args.overwrite))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -40,8 +40,7 @@ from data_tools.camera import Camera
 from data_tools.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.index import write_index
-from data_tools.datasets.runner import ClipJob, add_common_args, run_clips
+from data_tools.datasets.runner import ClipJob, add_converter_args, convert_dataset, run_command
 from data_tools.errors import DataError
 from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS
 from data_tools.video_io import read_image, resample_indices
@@ -328,14 +327,9 @@ def convert_oakink2(root: str, out: str, video_len: int = VIDEO_LEN, num_frames:
               "depth_dir": depth_dir, "depth_kind": depth_kind}
     jobs = [ClipJob(key, root, {**params, "token": token, "serial": serial, "frame_ids": ids, "split": splits[key]})
             for key, token, serial, ids in clips]
-    summary = run_clips(jobs, convert_clip, out, OUTPUTS, workers=workers, overwrite=overwrite, failed=problems,
-                        summary_path=os.path.join(out, "conversion_summary.json"), desc="oakink2 clips")
-    done = summary.done
-    train = [k for k in done if splits[k] == "train"]
-    held_out = [k for k in done if splits[k] == "val"]
-    counts = write_index(out, {"train": train, "val": held_out, "test": held_out})
-    logger.info("splits: %s clips written to %s/filelists (test = val)", counts, out)
-    return {**summary.to_dict(), "splits": counts}
+    memberships = {key: ("train",) if split == "train" else ("val", "test") for key, split in splits.items()}
+    return convert_dataset(jobs, convert_clip, out, OUTPUTS, memberships, workers=workers, overwrite=overwrite,
+                           failed=problems, desc="oakink2 clips")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,29 +338,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Convert the official OakInk2 download into 49-frame clips per camera (video, hand keypoints "
                     "and seg masks rendered from the MANO annotations, depth, descriptions), filelists and "
                     "prompts.jsonl. Resumable; failures are listed in <out>/conversion_summary.json.")
-    parser.add_argument("--root", required=True, help="OakInk2 root (holds data/, anno_preview/, object_preview/, program/)")
-    parser.add_argument("--out", required=True, help="output dataset root")
+    add_converter_args(parser, "OakInk2 root (holds data/, anno_preview/, object_preview/, program/)",
+                       "rendering the hands' and objects' depth: <dir>/<seq>/<serial>/<k>.npz or .../depth.mp4")
     parser.add_argument("--video-len", type=int, default=VIDEO_LEN, help=f"frames per clip (default {VIDEO_LEN})")
     parser.add_argument("--mano-dir", default=None,
                         help="folder with MANO_RIGHT.pkl and MANO_LEFT.pkl (default: the built-in procedural hand)")
-    parser.add_argument("--depth-dir", default=None,
-                        help="import video depth (e.g. DepthCrafter) from <dir>/<seq>/<serial>/<k>.npz or .../depth.mp4 "
-                             "instead of rendering the hands' and objects' depth")
-    parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
-                        help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
     parser.add_argument("--num-train", type=int, default=3000,
                         help="the first N clips (sorted) form train, the rest val (= test); default 3000 as the reference")
-    add_common_args(parser)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        convert_oakink2(args.root, args.out, args.video_len, args.num_frames, args.size, args.resize_mode, args.fps,
-                        args.mano_dir, args.depth_dir, args.depth_kind, args.num_train, args.workers, args.overwrite)
-    except DataError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0
-
+    return run_command(lambda: convert_oakink2(
+        args.root, args.out, args.video_len, args.num_frames, args.size, args.resize_mode, args.fps, args.mano_dir,
+        args.depth_dir, args.depth_kind, args.num_train, args.workers, args.overwrite))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,7 +20,7 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -180,6 +180,27 @@ def run_clips(
     return summary
 
 
+
+def convert_dataset(jobs: Sequence[ClipJob], convert: Callable[[ClipJob, str], None], out: str | os.PathLike,
+                    outputs: Sequence[str], splits: Mapping[str, Sequence[str]], workers: int = 1,
+                    overwrite: bool = False, failed: dict[str, str] | None = None, desc: str = "clips") -> dict:
+    """``run_clips`` into ``out`` (summary in ``out/conversion_summary.json``), then the dataset index.
+
+    ``splits``: the splits of every known clip key (e.g. ``("val", "test")``), also of clips not in ``jobs`` (a
+    filtered run); every clip whose outputs are complete on disk is listed, sorted, in its splits' filelists and
+    in ``prompts.jsonl``. Returns the summary dict with ``"splits"`` (clips per split).
+    """
+    from data_tools.datasets.index import SPLITS, write_index
+
+    out = os.fspath(out)
+    summary = run_clips(jobs, convert, out, outputs, workers=workers, overwrite=overwrite, failed=failed,
+                        summary_path=os.path.join(out, "conversion_summary.json"), desc=desc)
+    names = list(SPLITS) + sorted({s for key_splits in splits.values() for s in key_splits} - set(SPLITS))
+    done = sorted(k for k in splits if clip_complete(os.path.join(out, k), outputs))
+    counts = write_index(out, {name: [k for k in done if name in splits[k]] for name in names})
+    logger.info("%s: clips per split %s written to %s/filelists", desc, counts, out)
+    return {**summary.to_dict(), "splits": counts}
+
 # ------------------------------------------------------------------ shared CLI plumbing of the converters
 def parse_size(text: str) -> tuple[int, int]:
     """``"480x720"`` -> ``(480, 720)`` (height x width)."""
@@ -192,8 +213,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def add_common_args(parser, default_fps: float = 15) -> None:
-    """Options every converter shares: output policy, parallelism, resume."""
+def add_converter_args(parser, root_help: str, depth_help: str, default_fps: float = 15) -> None:
+    """Options every converter shares: input/output roots, external depth, output policy, parallelism, resume."""
+    parser.add_argument("--root", required=True, help=root_help)
+    parser.add_argument("--out", required=True, help="output dataset root")
+    parser.add_argument("--depth-dir", default=None,
+                        help=f"import video depth (e.g. DepthCrafter outputs) from this folder instead of {depth_help}")
+    parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
+                        help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
     parser.add_argument("--num-frames", type=int, default=None,
                         help="resample every clip to this many frames (uniform in time; default: keep native)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="HxW",
@@ -205,3 +232,13 @@ def add_common_args(parser, default_fps: float = 15) -> None:
                         help="parallel processes (default: cores - 1; 1 runs in-process)")
     parser.add_argument("--overwrite", action="store_true", help="reconvert clips whose outputs already exist")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of failed clips)")
+
+
+def run_command(body: Callable[[], object]) -> int:
+    """Exit status of a CLI body: 0, or 2 after logging a DataError (the offending file and the problem)."""
+    try:
+        body()
+    except DataError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
