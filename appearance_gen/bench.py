@@ -49,11 +49,11 @@ def build_models(args, device: torch.device, dtype: torch.dtype):
     if args.real:
         kwargs = dict(num_layers=args.layers, num_single_layers=args.single_layers, guidance_embeds=True)
         hint = (16, 16, 16, 16)
-        text_len = 512
+        text_len = args.text_tokens or 512
     else:
         kwargs = dict(cfg.model.tiny.transformer)
         hint = tuple(cfg.controlnet.hint_block_out_channels)
-        text_len = cfg.sampling.max_sequence_length
+        text_len = args.text_tokens or cfg.sampling.max_sequence_length
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # build directly in the benchmark dtype (FLUX.1-dev: 12B parameters)
     try:
@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="image size (default 480 720 with --real, else 64 96)")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--text-tokens", type=int, default=None, help="T5 tokens (default 512 with --real)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
