@@ -154,11 +154,16 @@ def rasterize(verts_cam: torch.Tensor, faces: torch.Tensor, camera: Camera, max_
     return pix, ids[k], b / b.sum(1, keepdim=True)
 
 
-def _table_hits(camera: Camera, config: RenderConfig, dev, dt):
-    """Analytic ray cast of every pixel against the square table at z = 0: (camera depth (H*W,), hit mask)."""
+def _pixel_dirs(camera: Camera, dev, dt) -> torch.Tensor:
+    """Viewing directions ``(H*W, 3)`` with z = 1 through every pixel centre (camera frame)."""
     h, w = camera.height, camera.width
     ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=dt), torch.arange(w, device=dev, dtype=dt), indexing="ij")
-    rays = torch.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, torch.ones_like(xs)], -1).reshape(-1, 3)
+    return torch.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy, torch.ones_like(xs)], -1).reshape(-1, 3)
+
+
+def _table_hits(camera: Camera, config: RenderConfig, dev, dt):
+    """Analytic ray cast of every pixel against the square table at z = 0: (camera depth (H*W,), hit mask)."""
+    rays = _pixel_dirs(camera, dev, dt)
     rot = torch.as_tensor(camera.rotation, dtype=dt, device=dev)
     origin = -rot.T @ torch.as_tensor(camera.translation, dtype=dt, device=dev)   # camera centre in the world
     world_dir = rays @ rot                                                         # (R^T d) for each ray
@@ -169,9 +174,22 @@ def _table_hits(camera: Camera, config: RenderConfig, dev, dt):
     return s, hit
 
 
-def render_parts(parts: list[Part], camera: Camera, config: RenderConfig) -> Frame:
-    """Render meshes (world coordinates) seen by ``camera`` (plus the table plane when configured)."""
+def _pixel_rays(camera: Camera, dev, dt) -> torch.Tensor:
+    """Unit viewing rays ``(H*W, 3)`` through every pixel centre, camera frame."""
+    return torch.nn.functional.normalize(_pixel_dirs(camera, dev, dt), dim=-1)
+
+
+def render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache: dict | None = None) -> Frame:
+    """Render meshes (world coordinates) seen by ``camera`` (plus the table plane when configured).
+
+    ``cache`` (a dict reused across frames of one static camera) keeps the per-pixel rays and table hits.
+    """
     dev, dt = torch.device(config.device), torch.float32
+    cache = {} if cache is None else cache
+    if "rays" not in cache:
+        cache["rays"] = _pixel_rays(camera, dev, dt)
+        if config.table:
+            cache["table"] = _table_hits(camera, config, dev, dt)
     rot = torch.as_tensor(camera.rotation, dtype=dt, device=dev)
     trans = torch.as_tensor(camera.translation, dtype=dt, device=dev)
     verts, faces, normals, classes, colors, offset = [], [], [], [], [], 0
@@ -206,16 +224,14 @@ def render_parts(parts: list[Part], camera: Camera, config: RenderConfig) -> Fra
     lit = torch.zeros(h * w, dtype=torch.bool, device=dev)
     lit[pix] = True
     if config.table:
-        s, hit = _table_hits(camera, config, dev, dt)
+        s, hit = cache["table"]
         table = hit & (~lit | (s < depth))
         depth = torch.where(table, s, depth)
         normal[table] = rot[:, 2]                                                    # world +z in the camera frame
         albedo[table] = torch.tensor(config.table_color, dtype=dt, device=dev)
         cls[table] = BACKGROUND_CLASS
         lit |= table
-    ys, xs = torch.div(torch.arange(h * w, device=dev), w, rounding_mode="floor"), torch.arange(h * w, device=dev) % w
-    ray = torch.nn.functional.normalize(torch.stack([(xs - camera.cx) / camera.fx, (ys - camera.cy) / camera.fy,
-                                                     torch.ones(h * w, device=dev)], -1).to(dt), dim=-1)
+    ray = cache["rays"]
     normal = torch.nn.functional.normalize(normal, dim=-1)
     normal = torch.where((normal * ray).sum(-1, keepdim=True) > 0, -normal, normal)  # two-sided: face the camera
     shade = config.ambient + (1 - config.ambient) * (-(normal * ray).sum(-1, keepdim=True)).clamp(0, 1)
@@ -280,13 +296,13 @@ def render_trajectory(traj, config: RenderConfig, hand_model=None, obj: ObjectMe
     hand_verts = out.vertices.double().cpu().numpy()
     joints = out.joints.double().cpu().numpy()
     obj_normals = corner_normals(obj.vertices, obj.faces)
-    frames = []
+    frames, cache = [], {}
     for t in tqdm(range(traj.num_frames), desc=f"render {traj.name}", disable=not progress, leave=False):
         r = rotation_matrix(traj.object_rot[t])
         parts = [Part(hand_verts[t], hand_model.faces, config.hand_class, config.hand_color),
                  Part(obj.vertices @ r.T + traj.object_transl[t], obj.faces, obj.class_id, obj.color,
                       obj_normals @ r.T)]
-        frames.append(render_parts(parts, camera, config))
+        frames.append(render_parts(parts, camera, config, cache))
     joints_cam = camera.to_camera(joints)
     maps = condition_maps(frames, camera.project(joints_cam, world=False), joints_cam, config)
     rgb = maps.pop("rgb")

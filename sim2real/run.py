@@ -1,7 +1,7 @@
 """Sim-to-real: sim folders or trajectories -> appearance first frames -> chosen frame -> motion video.
 
-For every input sequence (a sim folder of ``rendered_{map}_{i}.png``, or a trajectory ``.npz``/``.json`` that is
-rendered first) it writes ``<out>/<name>/``: ``candidates/seed_<s>.png`` (appearance candidates),
+For every input sequence (a sim folder of ``rendered_{map}_{i}.png``, a folder of condition mp4s, or a trajectory
+``.npz``/``.json`` that is rendered first) it writes ``<out>/<name>/``: ``candidates/seed_<s>.png`` (appearance candidates),
 ``first_frame.png`` (the chosen one), ``video.mp4`` (motion output), ``conditions/*.mp4``,
 ``contact_sheet.png`` (conditions | first frame | generated frames) and ``manifest.json`` (inputs, configs,
 seeds, timings), the manifest last. Batch runs are resumable (sequences with a manifest are skipped) and
@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from data_tools.atomic import write_json
-from data_tools.bundle import SIM_FILE_RE, ConditionBundle
+from data_tools.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
 from data_tools.config import load_config, to_dict
 from data_tools.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
@@ -66,11 +66,19 @@ class Sim2RealConfig:
 class Sequence_:
     name: str
     path: str
-    kind: str  # "sim" or "trajectory"
+    kind: str  # "sim", "video" (folder of condition mp4s) or "trajectory"
+
+
+VIDEO_FOLDER_RE = re.compile(r"(^|_)(" + "|".join(CONDITION_NAMES) + r")\.mp4$")
 
 
 def is_sim_folder(path: str) -> bool:
     return os.path.isdir(path) and any(SIM_FILE_RE.match(f) for f in os.listdir(path))
+
+
+def is_video_folder(path: str) -> bool:
+    """A folder of condition mp4s (``depth.mp4``, ``val_depth.mp4``...), e.g. a converted real clip."""
+    return os.path.isdir(path) and any(VIDEO_FOLDER_RE.search(f) for f in os.listdir(path))
 
 
 def discover(inputs: Sequence[str]) -> list[Sequence_]:
@@ -80,6 +88,8 @@ def discover(inputs: Sequence[str]) -> list[Sequence_]:
     def add(path: str, where: str | None):
         if is_sim_folder(path):
             found.append(Sequence_(os.path.basename(os.path.normpath(path)), path, "sim"))
+        elif is_video_folder(path):
+            found.append(Sequence_(os.path.basename(os.path.normpath(path)), path, "video"))
         elif os.path.isfile(path) and path.endswith(TRAJECTORY_SUFFIXES):
             found.append(Sequence_(os.path.splitext(os.path.basename(path))[0], path, "trajectory"))
         elif os.path.isfile(path) and path.endswith(".txt"):
@@ -94,12 +104,13 @@ def discover(inputs: Sequence[str]) -> list[Sequence_]:
             before = len(found)
             for child in children:
                 full = os.path.join(path, child)
-                if is_sim_folder(full) or (os.path.isfile(full) and full.endswith(TRAJECTORY_SUFFIXES)):
+                if is_sim_folder(full) or is_video_folder(full) or (os.path.isfile(full) and full.endswith(TRAJECTORY_SUFFIXES)):
                     add(full, path)
             if len(found) == before:
-                raise DataError(path, "no sim folders or trajectory files inside")
+                raise DataError(path, "no sim folders, condition-video folders or trajectory files inside")
         else:
-            raise DataError(where or path, f"{path!r} is not a sim folder, trajectory (.npz/.json) or list (.txt)")
+            raise DataError(where or path, f"{path!r} is not a sim folder, condition-video folder, trajectory "
+                                           "(.npz/.json) or list (.txt)")
 
     for item in inputs:
         add(item, None)
@@ -191,6 +202,8 @@ class Sim2Real:
         start = time.perf_counter()
         if seq.kind == "sim":
             bundle = ConditionBundle.from_sim_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
+        elif seq.kind == "video":
+            bundle = ConditionBundle.from_video_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
         else:
             from data_tools.trajectory import load_trajectory
 
@@ -292,7 +305,7 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", help="sim folders, trajectory .npz/.json, folders of them, or .txt lists")
+    parser.add_argument("inputs", nargs="+", help="sim folders, condition-video folders, trajectory .npz/.json, folders of them, or .txt lists")
     parser.add_argument("--out", default="outputs/sim2real", help="output root (default: outputs/sim2real)")
     parser.add_argument("--config", default="configs/sim2real/tiny.yaml", help="sim2real YAML")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
