@@ -92,7 +92,8 @@ class AppearanceGenerator:
                  guidance_scale: float | None = None,
                  conditioning_scales: Mapping[str, float] | None = None) -> list[np.ndarray]:
         """One ``(H, W, 3)`` uint8 candidate per seed at ``bundle.size``, from the bundle's first-frame
-        conditions and prompt (the same seed gives the same image whatever the other seeds are)."""
+        conditions and prompt (the same seed gives the same image whatever the other seeds are).
+        Branch scales: the config's ``controlnet.conditioning_scales`` updated by ``conditioning_scales``."""
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise DataError(None, "generate needs at least one seed")
@@ -104,10 +105,11 @@ class AppearanceGenerator:
         size = self.generation_size(bundle.size)
         maps = {n: bundle.conditions[n][0] for n in self.condition_names}
         inputs = {k: v[None] for k, v in branch_inputs_from_maps(self.branches, maps, size).items()}
+        scales = {**(self.config.controlnet.conditioning_scales or {}), **(conditioning_scales or {})}
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         images = self.pipeline(bundle.prompt, inputs, generators,
                                num_inference_steps=num_inference_steps or sampling.num_inference_steps,
                                guidance_scale=sampling.guidance_scale if guidance_scale is None else guidance_scale,
-                               conditioning_scales=conditioning_scales,
+                               conditioning_scales=scales,
                                max_sequence_length=sampling.max_sequence_length)
         return [resize_frames(img, bundle.size, "resize", "area") for img in images]

@@ -148,3 +148,17 @@ def test_pretrained_folder_loads_like_the_tiny_model(generator, tmp_path):
     assert not np.array_equal(a, generator.generate(bundle, seeds=[7])[0])  # the trained-like branches matter
     with pytest.raises(DataError, match="missing component folder"):
         AppearanceGenerator.load(CONFIG, ["model.source=pretrained", f"model.base_path={tmp_path / 'nets'}"])
+
+
+def test_config_scales_apply_to_loaded_branches(generator, tmp_path):
+    nets = _trained_like(generator.pipeline.controlnet)
+    nets.save_pretrained(tmp_path / "nets")
+    rng = np.random.default_rng(4)
+    bundle = ConditionBundle({n: rng.integers(0, 256, (1, 32, 48, 3), dtype=np.uint8) for n in generator.condition_names})
+    load = lambda *o: AppearanceGenerator.load(CONFIG, [f"model.controlnet_path={tmp_path / 'nets'}", *o])  # noqa: E731
+    off = load("controlnet.conditioning_scales.physical=0", "controlnet.conditioning_scales.semantic=0")
+    on = load()
+    base = off.generate(bundle, [1])[0]
+    assert np.array_equal(base, generator.generate(bundle, [1])[0])  # all scales 0: the base model's image
+    assert not np.array_equal(on.generate(bundle, [1])[0], base)
+    assert np.array_equal(on.generate(bundle, [1], conditioning_scales={"physical": 0, "semantic": 0})[0], base)
