@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -139,7 +140,7 @@ def test_resample_and_external_depth(tmp_path):
     np.savez(os.path.join(depth_dir, "subject-a", "seq-00", "cam0.npz"), depth=disparity)
     out = str(tmp_path / "out")
     assert dexycb.main(["--root", root, "--out", out, "--num-frames", "5", "--size", "48x80", "--depth-dir", depth_dir,
-                        "--workers", "1"]) == 0
+                        "--depth-colormap", "inferno", "--workers", "1"]) == 0
     summary = json.load(open(os.path.join(out, "conversion_summary.json")))
     assert summary["converted"] == ["subject-a/seq-00/cam0"] and summary["num_failed"] == 0
     assert read_filelist(os.path.join(out, "filelists", "train", "video.txt")) == ["subject-a/seq-00/cam0/video.mp4"]
@@ -148,8 +149,12 @@ def test_resample_and_external_depth(tmp_path):
     for name in ("video", "hand_keypoints", "seg_mask"):
         assert read_video(os.path.join(clip, f"{name}.mp4")).shape == (5, 48, 80, 3)
     assert depth.shape == (5, 48, 80, 3)
-    # 64x96 -> cover 48x80 (scale 0.833, 53x80, crop 2 rows): hand box centre stays bright, object centre dark
-    assert depth[0, 12, 18, 0] >= 245 and 1 <= depth[0, 36, 58, 0] <= 12
+    # 64x96 -> cover 48x80 (scale 0.833, 53x80, crop 2 rows): the hand box centre is nearest (grey 255), the object
+    # centre farthest (grey 1), the background black; inferno colours them (pale yellow, near black, black)
+    inferno = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO),
+                           cv2.COLOR_BGR2RGB)[:, 0]
+    assert _close(depth[0, 12, 18], inferno[255], 16) and tuple(inferno[255]) != (255, 255, 255)
+    assert _close(depth[0, 36, 58], inferno[1], 16) and depth[0, 47, 2].max() <= 6
     assert json.load(open(os.path.join(clip, "descriptions.json")))["depth_source"] == "external"
 
 

@@ -31,7 +31,7 @@ from data_tools.atomic import write_json
 from data_tools.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.runner import ClipJob, add_converter_args, convert_dataset, run_command
+from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
 from data_tools.errors import DataError
 from data_tools.geometry_maps import normalize_depth
 from data_tools.keypoints import NUM_JOINTS, draw_hand_keypoints_video
@@ -250,27 +250,26 @@ def convert_view(job: ClipJob, staging: str) -> None:
                             f"depth is {raw.shape[1:]} but the colour frames are {(h, w)}")
         depth = normalize_depth(raw, foreground, near_is_bright=True, invalid_value=0)
     maps = {"video": video, "hand_keypoints": keypoints, "depth": depth, "seg_mask": seg_rgb}
-    size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"))
+    size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"),
+                           p.get("depth_colormap", "gray"))
     write_json(os.path.join(staging, "descriptions.json"),
                {**p["descriptions"], "num_frames": len(indices), "source_frames": n, "size": list(size),
                 "fps": p["fps"], "depth_source": "external" if p.get("depth_dir") else "sensor"})
 
 
 # ------------------------------------------------------------------------------------------------- command
-def convert_dexycb(root: str, out: str, num_frames: int | None = None, size: tuple[int, int] | None = None,
-                   resize_mode: str = "crop", fps: float = 15, depth_dir: str | None = None,
-                   depth_kind: str = "disparity", subjects: Sequence[str] | None = None,
-                   serials: Sequence[str] | None = None, workers: int = 1, overwrite: bool = False) -> dict:
+def convert_dexycb(root: str, out: str, subjects: Sequence[str] | None = None, serials: Sequence[str] | None = None,
+                   workers: int = 1, overwrite: bool = False, **options) -> dict:
     """Convert a DexYCB download at ``root`` into ``out``; returns the summary (also ``out/conversion_summary.json``).
 
-    Filelists and ``prompts.jsonl`` list every view whose outputs are complete (converted now or before).
+    ``options``: the per-clip ``runner.CLIP_OPTIONS`` (num_frames, size, resize_mode, fps, depth_dir, depth_kind,
+    depth_colormap). Filelists and ``prompts.jsonl`` list every view whose outputs are complete.
     """
     views, problems = discover(root)
     memberships = {v.key: (v.split,) for v in views}
     views = [v for v in views if (not subjects or v.subject in subjects) and (not serials or v.serial in serials)]
     problems = {k: r for k, r in problems.items() if not subjects or k.split("/")[0] in subjects}
-    params = {"num_frames": num_frames, "size": size, "resize_mode": resize_mode, "fps": fps,
-              "depth_dir": depth_dir, "depth_kind": depth_kind}
+    params = clip_options(**options)
     jobs = [ClipJob(v.key, os.path.join(root, v.key), {**params, "meta": v.meta, "descriptions": describe(v)})
             for v in views]
     return convert_dataset(jobs, convert_view, out, OUTPUTS, memberships, workers=workers,
@@ -289,9 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--serials", type=lambda s: s.split(","), default=None, help="comma list of camera serials only")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    return run_command(lambda: convert_dexycb(
-        args.root, args.out, args.num_frames, args.size, args.resize_mode, args.fps, args.depth_dir, args.depth_kind,
-        args.subjects, args.serials, args.workers, args.overwrite))
+    return run_command(lambda: convert_dexycb(args.root, args.out, args.subjects, args.serials, args.workers,
+                                              args.overwrite, **clip_options(args)))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -40,7 +40,7 @@ from data_tools.camera import Camera
 from data_tools.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.runner import ClipJob, add_converter_args, convert_dataset, run_command
+from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
 from data_tools.errors import DataError
 from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS
 from data_tools.video_io import read_image, resample_indices
@@ -299,7 +299,8 @@ def convert_clip(job: ClipJob, staging: str) -> None:
         maps["depth"] = external_depth_map(p["depth_dir"], job.key, indices, len(p["frame_ids"]), foreground,
                                            p.get("depth_kind", "disparity"))
     maps = {"video": video, **{k: maps[k] for k in ("hand_keypoints", "depth", "seg_mask")}}
-    size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"))
+    size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"),
+                           p.get("depth_colormap", "gray"))
     write_json(os.path.join(staging, "descriptions.json"), {
         **clip_caption(root, token, frame_ids, objects), "dataset": "oakink2", "sequence": token, "serial": serial,
         "view": anno["cam_def"].get(serial), "frame_ids": [int(f) for f in frame_ids], "split": p["split"],
@@ -313,18 +314,19 @@ def assign_splits(keys: Sequence[str], num_train: int) -> dict[str, str]:
     return {key: "train" if i < num_train else "val" for i, key in enumerate(sorted(keys))}
 
 
-def convert_oakink2(root: str, out: str, video_len: int = VIDEO_LEN, num_frames: int | None = None,
-                    size: tuple[int, int] | None = None, resize_mode: str = "crop", fps: float = 15,
-                    mano_dir: str | None = None, depth_dir: str | None = None, depth_kind: str = "disparity",
-                    num_train: int = 3000, workers: int = 1, overwrite: bool = False) -> dict:
-    """Convert an OakInk2 download at ``root`` into ``out``; returns the summary (also ``out/conversion_summary.json``)."""
+def convert_oakink2(root: str, out: str, video_len: int = VIDEO_LEN, mano_dir: str | None = None,
+                    num_train: int = 3000, workers: int = 1, overwrite: bool = False, **options) -> dict:
+    """Convert an OakInk2 download at ``root`` into ``out``; returns the summary (also ``out/conversion_summary.json``).
+
+    ``options``: the per-clip ``runner.CLIP_OPTIONS`` (num_frames, size, resize_mode, fps, depth_dir, depth_kind,
+    depth_colormap).
+    """
     if mano_dir is None:
         logger.warning("no --mano-dir: hands use the built-in procedural hand, not MANO (keypoints and masks are "
                        "approximate)")
     clips, problems = discover(root, video_len)
     splits = assign_splits([c[0] for c in clips], num_train)
-    params = {"num_frames": num_frames, "size": size, "resize_mode": resize_mode, "fps": fps, "mano_dir": mano_dir,
-              "depth_dir": depth_dir, "depth_kind": depth_kind}
+    params = {**clip_options(**options), "mano_dir": mano_dir}
     jobs = [ClipJob(key, root, {**params, "token": token, "serial": serial, "frame_ids": ids, "split": splits[key]})
             for key, token, serial, ids in clips]
     memberships = {key: ("train",) if split == "train" else ("val", "test") for key, split in splits.items()}
@@ -347,9 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the first N clips (sorted) form train, the rest val (= test); default 3000 as the reference")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    return run_command(lambda: convert_oakink2(
-        args.root, args.out, args.video_len, args.num_frames, args.size, args.resize_mode, args.fps, args.mano_dir,
-        args.depth_dir, args.depth_kind, args.num_train, args.workers, args.overwrite))
+    return run_command(lambda: convert_oakink2(args.root, args.out, args.video_len, args.mano_dir, args.num_train,
+                                               args.workers, args.overwrite, **clip_options(args)))
 
 if __name__ == "__main__":
     raise SystemExit(main())

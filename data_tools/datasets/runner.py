@@ -221,6 +221,9 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
                         help=f"import video depth (e.g. DepthCrafter outputs) from this folder instead of {depth_help}")
     parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
                         help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
+    parser.add_argument("--depth-colormap", choices=("gray", "inferno", "turbo"), default="gray",
+                        help="colours of depth.mp4 (near bright): gray (default, as the renderer's sim depth) or "
+                             "inferno (the look of the reference's real DexYCB depth)")
     parser.add_argument("--num-frames", type=int, default=None,
                         help="resample every clip to this many frames (uniform in time; default: keep native)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="HxW",
@@ -232,6 +235,21 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
                         help="parallel processes (default: cores - 1; 1 runs in-process)")
     parser.add_argument("--overwrite", action="store_true", help="reconvert clips whose outputs already exist")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of failed clips)")
+
+
+# Per-clip output options every converter accepts (keyword arguments and CLI flags), with their defaults.
+CLIP_OPTIONS = {"num_frames": None, "size": None, "resize_mode": "crop", "fps": 15.0, "depth_dir": None,
+                "depth_kind": "disparity", "depth_colormap": "gray"}
+
+
+def clip_options(args=None, **overrides) -> dict:
+    """``CLIP_OPTIONS`` filled from parsed CLI ``args`` and/or keyword ``overrides`` (unknown keys raise)."""
+    unknown = sorted(set(overrides) - set(CLIP_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown clip option(s) {unknown}; known: {sorted(CLIP_OPTIONS)}")
+    options = {k: getattr(args, k, v) for k, v in CLIP_OPTIONS.items()} if args is not None else dict(CLIP_OPTIONS)
+    options.update(overrides)
+    return options
 
 
 def run_command(body: Callable[[], object]) -> int:
