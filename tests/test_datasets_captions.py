@@ -7,10 +7,11 @@ import os
 import pytest
 import torch
 
-from data_tools.datasets import captions, dexycb
+from data_tools.datasets import captions, dexycb, synthetic
 from data_tools.filelists import read_filelist, read_prompts_jsonl
 from data_tools.video_io import read_video
-from test_datasets_dexycb import SERIAL, SUBJECTS, make_dexycb
+
+SUBJECTS, SERIAL = synthetic.DEXYCB_SUBJECTS, synthetic.DEXYCB_SERIAL
 
 
 def test_template_caption():
@@ -27,7 +28,7 @@ def test_template_caption():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = make_dexycb(str(tmp_path_factory.mktemp("cap_raw")), sequences=5)
+    root = synthetic.write_dexycb(str(tmp_path_factory.mktemp("cap_raw")))
     out = str(tmp_path_factory.mktemp("cap_out"))
     dexycb.convert_dexycb(root, out, subjects=[SUBJECTS[0]])
     return out
@@ -58,6 +59,15 @@ def test_vlm_captions_rewrite_index(dataset, tiny_vlm):
     assert captions.main(["--root", dataset, "--template"]) == 0
     assert read_filelist(os.path.join(dataset, "filelists", "val", "prompt.txt"))[0].startswith(
         "A right hand grasps the mustard bottle")
+
+
+def test_caption_cli_with_tiny_model(dataset, tmp_path):
+    assert captions.main(["--root", dataset, "--tiny-model", str(tmp_path / "vlm"), "--device", "cpu",
+                          "--max-new-tokens", "3"]) == 0
+    prompts = read_filelist(os.path.join(dataset, "filelists", "train", "prompt.txt"))
+    assert len(prompts) == 4 and all(len(p.split()) == 3 for p in prompts)
+    summary = json.load(open(os.path.join(dataset, "caption_summary.json")))
+    assert summary["num_converted"] == 5 and summary["num_failed"] == 0
 
 
 def test_caption_cli_help(capsys):
