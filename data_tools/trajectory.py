@@ -162,13 +162,13 @@ def default_camera(target: np.ndarray, height: int = 480, width: int = 720, dist
 
 def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera: Camera | None = None,
                  trans_is_wrist: bool = True, flat_hand_mean: bool = True, fps: float = 15.0,
-                 prompt: str = "A hand is grasping an object.") -> Trajectory:
+                 prompt: str = "A hand is grasping an object.", hand_model: HandModel | None = None) -> Trajectory:
     """Read a GraspXL MANO sequence (``mano_k.npy``: a pickled dict with ``right_hand`` {trans, rot, pose (T,45)}
     and ``<object_id>`` {trans, rot}).
 
     ``trans`` is the wrist position (GraspXL's convention); with ``trans_is_wrist`` it is converted to MANO's
-    translation using the procedural hand's wrist (pass a MANO path at render time for exact MANO geometry;
-    the offset is the template wrist). ``object_mesh`` defaults to ``<object_id>.obj`` next to the file.
+    translation by subtracting the template wrist of ``hand_model`` (pass the MANO model you will render with;
+    default: the procedural hand). ``object_mesh`` defaults to ``<object_id>.obj`` next to the file.
     """
     path = require_file(path, "GraspXL sequence")
     try:
@@ -192,7 +192,7 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
     if trans_is_wrist:
         from data_tools.procedural_hand import procedural_hand
 
-        trans = trans - procedural_hand().rest_joints()[0]
+        trans = trans - (hand_model or procedural_hand()).rest_joints()[0]
     mesh = object_mesh or os.path.join(os.path.dirname(path), f"{objects[0]}.obj")
     obj_trans = np.asarray(obj["trans"], np.float64)
     cam = camera or default_camera(obj_trans[0])
@@ -345,7 +345,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     gen.add_argument("--out", required=True, help="output .npz or .json")
     conv = sub.add_parser("graspxl", help="convert a GraspXL mano_k.npy sequence")
     conv.add_argument("path")
-    conv.add_argument("--object-mesh", default=None)
+    conv.add_argument("--object-mesh", default=None, help="default: <object_id>.obj next to the sequence")
+    conv.add_argument("--mano", default=None, help="MANO_RIGHT.pkl used to place the wrist (default: procedural)")
     conv.add_argument("--out", required=True)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -365,7 +366,7 @@ def main(argv=None) -> int:
                                          name=os.path.splitext(os.path.basename(args.out))[0])
         traj.object_scale = args.object_scale
     else:
-        traj = read_graspxl(args.path, args.object_mesh)
+        traj = read_graspxl(args.path, args.object_mesh, hand_model=load_hand_model(args.mano) if args.mano else None)
     logger.info("wrote %s (%d frames)", save_trajectory(traj, args.out), traj.num_frames)
     return 0
 

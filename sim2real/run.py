@@ -165,6 +165,11 @@ class Sim2Real:
 
     def __init__(self, config: Sim2RealConfig):
         self.config = config
+        if config.device is None and "LOCAL_RANK" in os.environ:
+            import torch
+
+            if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate
+                self.config = dataclasses.replace(config, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
         self._appearance = self._motion = None
 
     @property
