@@ -69,6 +69,7 @@ class DataConfig:
     frames_per_clip: int = 13  # frames read per clip (uniform); one of them is drawn per sample
     resize_mode: str = "crop"
     num_val_images: int = 4
+    normal_source: str = "auto"  # "file" (the split's normal column), "depth" (estimated), "auto" (file if present)
 
 
 @dataclasses.dataclass

@@ -141,12 +141,16 @@ def run_inference(gen: AppearanceGenerator, sources: Iterable[tuple[str, Conditi
 
 
 # ----------------------------------------------------------------------------------------------- sources
-def dataset_sources(root: str, split: str, names: Sequence[str], size, limit: int | None):
+def dataset_sources(root: str, split: str, names: Sequence[str], size, limit: int | None,
+                    normal_source: str = "auto"):
+    from appearance_gen.conditions import split_conditions, with_normals_from_depth
     from data_tools.hoi_dataset import HOISplit
 
-    ds = HOISplit(root, split, conditions=names, num_frames=1, size=size, load_video=False)
+    read, derive = split_conditions(root, split, list(names), normal_source)
+    ds = HOISplit(root, split, conditions=read, num_frames=1, size=size, load_video=False)
     count = len(ds) if limit is None else min(limit, len(ds))
-    return ((os.path.join(root, ds.clip_name(i)), ds[i]) for i in range(count)), count
+    fix = with_normals_from_depth if derive else (lambda b: b)
+    return ((os.path.join(root, ds.clip_name(i)), fix(ds[i])) for i in range(count)), count
 
 
 def folder_sources(folders: Sequence[str], names: Sequence[str], size, prompt: str | None,
@@ -205,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = tuple(args.size or cfg.sampling.size or cfg.data.size)
     seeds = args.seeds or cfg.sampling.seeds
     if args.command == "dataset":
-        sources, total = dataset_sources(args.root, args.split, gen.condition_names, size, args.limit)
+        sources, total = dataset_sources(args.root, args.split, gen.condition_names, size, args.limit,
+                                         cfg.data.normal_source)
     else:
         sources, total = folder_sources(args.folders, gen.condition_names, size, args.prompt, args.command == "sim"), len(args.folders)
     if args.prompt is not None and args.command == "dataset":

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from appearance_gen.components import build_components, build_controlnets, resolve_dtype
+from appearance_gen.conditions import normals_from_depth, split_conditions, with_normals_from_depth
 from appearance_gen.config import AppearanceConfig, load_appearance_config
 from appearance_gen.generator import branch_inputs_from_maps
 from appearance_gen.infer import write_grid
@@ -39,8 +40,8 @@ class FrameDataset(Dataset):
     """One random frame per clip of a dataset split: ``{"pixel_values": (3, H, W) in [-1, 1],
     "conditions": {branch: (3k, H, W)}, "prompt": str}``."""
 
-    def __init__(self, split: HOISplit, branches: dict[str, list[str]]):
-        self.split, self.branches = split, branches
+    def __init__(self, split: HOISplit, branches: dict[str, list[str]], normals_from_depth: bool = False):
+        self.split, self.branches, self.derive_normals = split, branches, normals_from_depth
 
     def __len__(self) -> int:
         return len(self.split)
@@ -49,6 +50,8 @@ class FrameDataset(Dataset):
         bundle = self.split[index]
         t = int(torch.randint(bundle.num_frames, (1,)))
         maps = {name: bundle.conditions[name][t] for name in bundle.conditions}
+        if self.derive_normals:
+            maps["normal"] = normals_from_depth(maps["depth"])
         return {"pixel_values": to_model_range(bundle.video[t]),
                 "conditions": branch_inputs_from_maps(self.branches, maps), "prompt": bundle.prompt}
 
@@ -61,9 +64,11 @@ def frame_dataset(cfg: AppearanceConfig, split: str) -> FrameDataset:
     """The ``FrameDataset`` of ``split`` of ``data.root`` at ``data.size``."""
     if not cfg.data.root:
         raise DataError(None, "data.root is not set (the processed dataset folder; --set data.root=...)")
-    hoi = HOISplit(cfg.data.root, split, conditions=condition_names(cfg.controlnet.branches),
-                   num_frames=cfg.data.frames_per_clip, size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
-    return FrameDataset(hoi, {k: list(v) for k, v in cfg.controlnet.branches.items()})
+    names, derive = split_conditions(cfg.data.root, split, condition_names(cfg.controlnet.branches),
+                                     cfg.data.normal_source)
+    hoi = HOISplit(cfg.data.root, split, conditions=names, num_frames=cfg.data.frames_per_clip,
+                   size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
+    return FrameDataset(hoi, {k: list(v) for k, v in cfg.controlnet.branches.items()}, derive)
 
 
 def sample_sigmas(batch: int, seq_len: int, cfg, scheduler_config, generator=None) -> torch.Tensor:
@@ -161,9 +166,12 @@ def validation_bundles(cfg: AppearanceConfig) -> list[ConditionBundle]:
     """The first ``data.num_val_images`` clips of ``data.val_split`` (first frames), or none."""
     if not cfg.data.val_split or not cfg.data.num_val_images or not cfg.train.loop.validate_every:
         return []
-    hoi = HOISplit(cfg.data.root, cfg.data.val_split, conditions=condition_names(cfg.controlnet.branches),
-                   num_frames=1, size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
-    return [hoi[i] for i in range(min(cfg.data.num_val_images, len(hoi)))]
+    names, derive = split_conditions(cfg.data.root, cfg.data.val_split, condition_names(cfg.controlnet.branches),
+                                     cfg.data.normal_source)
+    hoi = HOISplit(cfg.data.root, cfg.data.val_split, conditions=names, num_frames=1, size=tuple(cfg.data.size),
+                   resize_mode=cfg.data.resize_mode)
+    bundles = [hoi[i] for i in range(min(cfg.data.num_val_images, len(hoi)))]
+    return [with_normals_from_depth(b) for b in bundles] if derive else bundles
 
 
 def train(cfg: AppearanceConfig) -> dict:

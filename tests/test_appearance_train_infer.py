@@ -37,7 +37,24 @@ def dataset_root(tmp_path_factory):
             _bundle(rng, clip).save_video_folder(root / clip)
         write_split(root, split, clips, [f"a hand holds object {i}" for i in range(len(clips))],
                     columns=("video",) + MAPS)
+    write_split(root, "no_normal", ["s0/a/cam0"], ["a hand"], columns=("video", "hand_keypoints", "depth", "seg_mask"))
     return str(root)
+
+
+def test_split_without_normals_estimates_them_from_depth(dataset_root):
+    from appearance_gen.conditions import normals_from_depth
+    from appearance_gen.train import frame_dataset
+    from data_tools.bundle import from_model_range, to_model_range
+    from data_tools.errors import DataError
+
+    cfg = load_appearance_config(CONFIG, [f"data.root={dataset_root}", "data.split=no_normal"])
+    physical = frame_dataset(cfg, "no_normal")[0]["conditions"]["physical"]
+    assert physical.shape == (6, 64, 96)
+    depth = from_model_range(physical[:3])
+    assert torch.equal(physical[3:], to_model_range(normals_from_depth(depth)))
+    cfg.data.normal_source = "file"
+    with pytest.raises(DataError, match="normal"):
+        frame_dataset(cfg, "no_normal")
 
 
 def test_sigma_sampling_shift_moves_noise_levels_up():
