@@ -162,3 +162,14 @@ def test_infer_on_sim_folder(tmp_path):
     assert read_filelist(out / "first_frames.txt") == ["seq_007/seed_3.png"]
     with pytest.raises(Exception, match="no candidate for seed 4"):
         infer.main(["choose", "--out", str(out), "--choice", "seq_007=4"])
+
+
+def test_infer_on_dataset_split(dataset_root, tmp_path):
+    out = tmp_path / "val"
+    assert infer.main(["dataset", "--root", dataset_root, "--split", "train", "--limit", "1", "--out", str(out),
+                       "--seeds", "0", "2", "--chosen-seed", "2"]) == 0
+    assert read_filelist(out / "first_frames.txt") == ["s0/a/cam0/seed_2.png"]
+    assert read_filelist(out / "sequences.txt") == [os.path.join(dataset_root, "s0/a/cam0")]
+    assert (out / "s0/a/cam0/grid.png").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())["sequences"]
+    assert manifest[0]["prompt"] == "a hand holds object 0"
