@@ -191,20 +191,15 @@ def pose_hands(anno: dict, frame_ids: Sequence[int], mano_dir: str | None, path:
 
 
 # ------------------------------------------------------------------------------------------------ objects
-def load_object_meshes(root: str, obj_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{obj_id: (vertices, faces)}`` from ``object_preview/align_ds/<obj_id>/`` (objects without a mesh skipped)."""
-    import trimesh
+@functools.lru_cache(maxsize=64)
+def object_mesh(root: str, obj_id: str):
+    """The ``ObjectMesh`` of ``object_preview/align_ds/<obj_id>/`` (its one .obj/.ply), or None without a mesh."""
+    from data_tools.objects import load_mesh
 
-    meshes = {}
-    for obj_id in obj_ids:
-        folder = os.path.join(root, "object_preview", "align_ds", str(obj_id))
-        files = sorted(glob.glob(os.path.join(glob.escape(folder), "*.obj")) +
-                       glob.glob(os.path.join(glob.escape(folder), "*.ply")))
-        if not files:
-            continue
-        mesh = trimesh.load(files[0], process=False, force="mesh")
-        meshes[obj_id] = (np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64))
-    return meshes
+    folder = os.path.join(root, "object_preview", "align_ds", str(obj_id))
+    files = sorted(glob.glob(os.path.join(glob.escape(folder), "*.obj")) +
+                   glob.glob(os.path.join(glob.escape(folder), "*.ply")))
+    return load_mesh(files[0], name=str(obj_id)) if files else None
 
 
 def object_vertices(anno: dict, obj_id: str, mesh_vertices: np.ndarray, frame_ids: Sequence[int], path: str) -> np.ndarray:
@@ -287,9 +282,11 @@ def convert_clip(job: ClipJob, staging: str) -> None:
     hands = pose_hands(anno, frame_ids, p.get("mano_dir"), anno_path)
     objects = [str(o) for o in anno.get("obj_list", [])]
     meshes = [(hands[side]["vertices"], hands[side]["faces"], HAND_CLASS) for side in hands]
-    for obj_id, (verts, faces) in load_object_meshes(root, objects).items():
-        class_id = objects.index(obj_id) % MAX_OBJECT_CLASS + 1
-        meshes.append((object_vertices(anno, obj_id, verts, frame_ids, anno_path), faces, class_id))
+    for index, obj_id in enumerate(objects):
+        mesh = object_mesh(root, obj_id)
+        if mesh is not None:  # objects without a mesh are not drawn
+            meshes.append((object_vertices(anno, obj_id, mesh.vertices, frame_ids, anno_path), mesh.faces,
+                           index % MAX_OBJECT_CLASS + 1))
     config = RenderConfig(height=h, width=w, fps=p["fps"], table=False)
     frames = [render_parts([Part(v[t], f, c, (200, 200, 200)) for v, f, c in meshes], camera, config)
               for t, camera in enumerate(cameras)]
