@@ -34,6 +34,7 @@ MANO_TIP_VERTICES = (745, 317, 444, 556, 673)
 JOINT21_FROM_MANO = np.array([0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20])
 # MANO joint index of each finger's chain (base to last joint), in the order thumb, index, middle, ring, little.
 FINGER_CHAINS = ((13, 14, 15), (1, 2, 3), (4, 5, 6), (10, 11, 12), (7, 8, 9))
+REQUIRED_KEYS = ("v_template", "f", "weights", "J_regressor", "shapedirs", "posedirs")
 
 
 @dataclasses.dataclass
@@ -132,7 +133,15 @@ def read_mano_pickle(path: str | os.PathLike) -> dict:
         raise DataError(path, f"cannot read MANO pickle: {exc}") from None
     if not isinstance(data, dict):
         raise DataError(path, f"MANO pickle must hold a dict, got {type(data).__name__}")
-    return {key: _plain(value, key, path) for key, value in data.items()}
+    out = {}
+    for key, value in data.items():
+        try:
+            out[key] = _plain(value, key, path)
+        except DataError:
+            if key in REQUIRED_KEYS:
+                raise
+            logger.debug("%s: skipping '%s' (a chumpy expression the layer does not need)", path, key)
+    return out
 
 
 def load_mano_data(path: str | os.PathLike, side: str | None = None, fix_left_shapedirs: bool = False) -> HandModelData:
@@ -143,7 +152,7 @@ def load_mano_data(path: str | os.PathLike, side: str | None = None, fix_left_sh
     """
     path = os.fspath(path)
     data = read_mano_pickle(path)
-    missing = [k for k in ("v_template", "f", "weights", "J_regressor", "shapedirs", "posedirs") if k not in data]
+    missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise DataError(path, f"MANO pickle lacks keys {missing}; has {sorted(data)}")
     side = side or ("left" if "LEFT" in os.path.basename(path).upper() else "right")

@@ -121,6 +121,30 @@ def discover(inputs: Sequence[str]) -> list[Sequence_]:
     return found
 
 
+def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str) -> ConditionBundle:
+    """``ConditionBundle.from_sim_folder``, also for folders whose frame indices start above 0 (simulator
+    exports often start at the first recorded step): such frames are linked 0-based into a temporary folder."""
+    indices = sorted({int(m["index"]) for m in map(SIM_FILE_RE.match, os.listdir(path)) if m})
+    if not indices or indices[0] == 0:
+        return ConditionBundle.from_sim_folder(path, names, frames, size, resize_mode, name=name)
+    import tempfile
+
+    first = indices[0]
+    with tempfile.TemporaryDirectory(prefix="sim_") as tmp:
+        for entry in os.listdir(path):
+            match = SIM_FILE_RE.match(entry)
+            if match:
+                os.symlink(os.path.abspath(os.path.join(path, entry)),
+                           os.path.join(tmp, f"rendered_{match['name']}_{int(match['index']) - first}.png"))
+            elif entry == "prompt.txt":
+                os.symlink(os.path.abspath(os.path.join(path, entry)), os.path.join(tmp, entry))
+        logger.info("%s: frame indices start at %d; read as 0-based", path, first)
+        try:
+            return ConditionBundle.from_sim_folder(tmp, names, frames, size, resize_mode, name=name)
+        except DataError as exc:
+            raise DataError(path, f"{exc.problem} (indices counted from {first})") from None
+
+
 def _natural_key(text: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
@@ -138,7 +162,8 @@ def shard_of(sequences: list, shard: str | None) -> tuple[list, int, int]:
 
 
 def read_first_frames(path: str, sequences: list[Sequence_]) -> dict[str, str]:
-    """``name image`` lines (or ``image`` lines in input order) -> {sequence name: image path}."""
+    """``name image`` lines, or ``image`` lines (matched by the image's folder name when that names a sequence,
+    as in ``appearance_gen.infer``'s ``first_frames.txt``, else in input order) -> {sequence name: image path}."""
     base = os.path.dirname(os.path.abspath(path))
     mapping, ordered = {}, []
     with open(path, encoding="utf-8") as f:
@@ -153,7 +178,11 @@ def read_first_frames(path: str, sequences: list[Sequence_]) -> dict[str, str]:
                 mapping[parts[0]] = image
             else:
                 ordered.append(image)
-    if ordered:
+    names = {s.name for s in sequences}
+    by_folder = {os.path.basename(os.path.dirname(img)): img for img in ordered}
+    if ordered and len(by_folder) == len(ordered) and set(by_folder) <= names:
+        mapping.update(by_folder)  # appearance_gen.infer's first_frames.txt: <name>/seed_<s>.png
+    elif ordered:
         if len(ordered) != len(sequences):
             raise DataError(path, f"{len(ordered)} images for {len(sequences)} sequences (use '<name> <image>' lines)")
         mapping.update({s.name: img for s, img in zip(sequences, ordered)})
@@ -206,7 +235,7 @@ class Sim2Real:
         names = list(dict.fromkeys(list(self.appearance.condition_names) + list(self.motion.condition_names)))
         start = time.perf_counter()
         if seq.kind == "sim":
-            bundle = ConditionBundle.from_sim_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
+            bundle = load_sim_folder(seq.path, names, frames, size, cfg.resize_mode, seq.name)
         elif seq.kind == "video":
             bundle = ConditionBundle.from_video_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
         else:

@@ -32,8 +32,13 @@ def _fake_chumpy_class():
         def __getstate__(self):
             return dict(self.__dict__)
 
+    class MatVecMult(Ch):  # a chumpy expression: no 'x' in its state
+        def __init__(self, mtx, vec):
+            self.mtx, self.vec = mtx, vec
+
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    module.Ch = Ch
+    MatVecMult.__module__, MatVecMult.__qualname__ = "chumpy.ch", "MatVecMult"
+    module.Ch, module.MatVecMult = Ch, MatVecMult
     return module, Ch
 
 
@@ -62,6 +67,7 @@ def synthetic_pkl(tmp_path_factory):
             "kintree_table": np.stack([np.where(MANO_PARENTS < 0, 4294967295, MANO_PARENTS), np.arange(16)]),
             "hands_components": comps, "hands_mean": rng.normal(scale=0.1, size=45),
             "hands_coeffs": Ch(rng.normal(size=(10, 45))), "bs_style": "lbs", "bs_type": "lrotmin",
+            "J": module.MatVecMult(scipy.sparse.csc_matrix(regressor), Ch(v_template)),
         }
         path = tmp_path_factory.mktemp("mano") / "MANO_RIGHT.pkl"
         with open(path, "wb") as f:
@@ -158,6 +164,23 @@ def test_pca_pose_equals_axis_angle_of_its_expansion(synthetic_pkl):
     expanded = coeffs @ data["hands_components"][:6] + data["hands_mean"]
     np.testing.assert_allclose(pca(hand_pose=coeffs).vertices.numpy(), aa(hand_pose=expanded).vertices.numpy(),
                                atol=1e-10)
+
+
+def test_required_chumpy_expression_is_reported(synthetic_pkl, tmp_path):
+    _, data, _ = synthetic_pkl
+    # the unneeded 'J' expression was skipped above; make a required key an expression and expect a clear error
+    module, Ch = _fake_chumpy_class()
+    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), module
+    try:
+        bad = {key: data[key] for key in ("v_template", "f", "weights", "posedirs")}
+        bad["shapedirs"] = module.MatVecMult(np.eye(2), Ch(np.ones(2)))
+        bad_path = tmp_path / "MANO_RIGHT.pkl"
+        bad_path.write_bytes(pickle.dumps(bad, protocol=2))
+    finally:
+        del sys.modules["chumpy"], sys.modules["chumpy.ch"]
+    assert "chumpy" not in sys.modules
+    with pytest.raises(DataError, match="'shapedirs' is a chumpy expression"):
+        load_mano_data(bad_path)
 
 
 def test_refuses_foreign_globals(tmp_path):

@@ -81,6 +81,24 @@ def test_batch_sharded_resumable_and_chosen_first_frames(inputs, tmp_path):
     assert ff.shape == (32, 48, 3) and ff[:, :20].min() > 200 and ff[:, 28:].max() < 50
 
 
+def test_sim_folder_starting_above_zero_and_appearance_first_frames_list(inputs, tmp_path):
+    root, _ = inputs
+    shifted = tmp_path / "shifted" / "seq_7"
+    shifted.mkdir(parents=True)
+    for entry in os.listdir(root / "sims" / "seq_1"):
+        name, index = entry.rsplit("_", 1) if entry.startswith("rendered_") else (entry, None)
+        target = f"{name}_{int(index[:-4]) + 5}.png" if index else entry
+        os.link(root / "sims" / "seq_1" / entry, shifted / target)
+    manifest = run([str(shifted)], str(tmp_path / "out"), Sim2RealConfig(seeds=[0]))[0]
+    assert manifest["num_frames"] == 9 and manifest["input"]["kind"] == "sim"
+    # appearance_gen.infer's first_frames.txt lists '<name>/seed_<s>.png' relative to its folder
+    (tmp_path / "app" / "seq_7").mkdir(parents=True)
+    (tmp_path / "app" / "first_frames.txt").write_text("seq_7/seed_3.png\n")
+    sequences = discover([str(root / "sims"), str(shifted)])
+    assert read_first_frames(str(tmp_path / "app" / "first_frames.txt"), sequences) == {
+        "seq_7": str(tmp_path / "app" / "seq_7" / "seed_3.png")}
+
+
 def test_bad_inputs_name_the_file(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     with pytest.raises(DataError, match="notes.md"):
