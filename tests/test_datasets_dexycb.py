@@ -86,6 +86,8 @@ def test_split_membership_and_filelists(converted):
     records = read_prompts_jsonl(os.path.join(out, "prompts.jsonl"))
     assert [r["video"] for r in records] == [f"{c}/video.mp4" for s in ("train", "val", "test") for c in index[s]]
     assert len(HOISplit(out, "train")) == 6  # the trainers' reader accepts the layout
+    bundle = HOISplit(out, "val")[0]
+    assert bundle.shape == (T, H, W) and bundle.video.shape == (T, H, W, 3) and bundle.prompt == prompts[0]
 
 
 def _close(pixel, colour, tol=14):
