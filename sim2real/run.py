@@ -199,29 +199,28 @@ class Sim2Real:
 
             if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate
                 self.config = dataclasses.replace(config, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
-        self._appearance = self._motion = None
+        self._generators: dict[str, object] = {}
+
+    def _generator(self, stage: str):
+        """The ``stage`` ("appearance" or "motion") generator, loaded on first use from the configured YAML."""
+        if self._generators.get(stage) is None:
+            if stage == "appearance":
+                from appearance_gen.generator import AppearanceGenerator as Generator
+            else:
+                from motion_gen.generator import MotionGenerator as Generator
+            path, overrides = getattr(self.config, f"{stage}_config"), getattr(self.config, f"{stage}_overrides")
+            start = time.perf_counter()
+            self._generators[stage] = Generator.load(path, overrides, self.config.device)
+            logger.info("loaded %s model %s in %.1fs", stage, path, time.perf_counter() - start)
+        return self._generators[stage]
 
     @property
     def appearance(self):
-        if self._appearance is None:
-            from appearance_gen.generator import AppearanceGenerator
-
-            start = time.perf_counter()
-            self._appearance = AppearanceGenerator.load(self.config.appearance_config, self.config.appearance_overrides,
-                                                        self.config.device)
-            logger.info("loaded appearance model %s in %.1fs", self.config.appearance_config, time.perf_counter() - start)
-        return self._appearance
+        return self._generator("appearance")
 
     @property
     def motion(self):
-        if self._motion is None:
-            from motion_gen.generator import MotionGenerator
-
-            start = time.perf_counter()
-            self._motion = MotionGenerator.load(self.config.motion_config, self.config.motion_overrides,
-                                                self.config.device)
-            logger.info("loaded motion model %s in %.1fs", self.config.motion_config, time.perf_counter() - start)
-        return self._motion
+        return self._generator("motion")
 
     def target_shape(self) -> tuple[int, tuple[int, int]]:
         cfg = self.config
