@@ -1,9 +1,13 @@
 # Sourced by the entry scripts: create .venv if missing and install the project (fast when nothing changed).
-# Usage: source scripts/_setup.sh [extra]   (extra: dev, gpu)
+# Usage: source scripts/_setup.sh [extra]   (extra: dev, gpu or "gpu,dev"; PAM_EXTRA in the environment also works)
+# A bare `source` sees the calling script's own arguments as $1, so only the known extras are taken from it.
 set -euo pipefail
 PAM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PAM_VENV="${PAM_VENV:-$PAM_ROOT/.venv}"
-PAM_EXTRA="${1:-}"
+case "${1:-}" in
+  dev|gpu|gpu,dev|dev,gpu) PAM_EXTRA="$1" ;;
+  *) PAM_EXTRA="${PAM_EXTRA:-}" ;;
+esac
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$PAM_VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $PAM_VENV"
