@@ -6,7 +6,22 @@ from typing import Literal
 import cv2
 import numpy as np
 
-DepthColormap = Literal["gray", "turbo"]
+DepthColormap = Literal["gray", "inferno", "turbo"]
+# The reference's real depth conditions (the DexYCB sample, DepthCrafter output) look like inferno; simulated
+# and converted depth default to grey. Pick one scheme for real and simulated data that train one model.
+DEPTH_COLORMAPS = ("gray", "inferno", "turbo")
+
+
+def colorize_depth(depth_map: np.ndarray, colormap: DepthColormap = "gray") -> np.ndarray:
+    """Grey depth condition ``(..., H, W, 3)`` -> an OpenCV colour map of its grey level; black stays black."""
+    if colormap not in DEPTH_COLORMAPS:
+        raise ValueError(f"unknown depth colormap {colormap!r}; expected one of {DEPTH_COLORMAPS}")
+    if colormap == "gray":
+        return depth_map
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], getattr(cv2, f"COLORMAP_{colormap.upper()}"))
+    lut = cv2.cvtColor(lut, cv2.COLOR_BGR2RGB)[:, 0]
+    lut[0] = 0  # background (and invalid depth) stays black
+    return lut[np.asarray(depth_map)[..., 0]]
 
 
 def normalize_depth(
@@ -38,14 +53,7 @@ def normalize_depth(
         # valid pixels span [1/255, 1] so that the nearest/farthest never collapses onto the black background
         out = np.where(valid, (1.0 + 254.0 * np.clip(scaled, 0, 1)) / 255.0, 0.0)
     grey = np.round(out * 255).astype(np.uint8)
-    if colormap == "gray":
-        return np.repeat(grey[..., None], 3, axis=-1)
-    if colormap == "turbo":
-        flat = grey.reshape(-1, 1)
-        rgb = cv2.cvtColor(cv2.applyColorMap(flat, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB).reshape(grey.shape + (3,))
-        rgb[~valid] = 0
-        return rgb
-    raise ValueError(f"unknown depth colormap {colormap!r}; expected 'gray' or 'turbo'")
+    return colorize_depth(np.repeat(grey[..., None], 3, axis=-1), colormap)
 
 
 def foreground_from_seg(seg_rgb: np.ndarray, threshold: int = 10) -> np.ndarray:

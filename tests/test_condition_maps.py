@@ -93,6 +93,11 @@ def test_depth_normalisation_masks_background():
     assert far_bright[0, 0, 1, 0] == 255 and far_bright[0, 0, 0, 0] == 1
     turbo = normalize_depth(depth, mask=mask, colormap="turbo")
     assert turbo[0, 1, 0].tolist() == [0, 0, 0] and turbo[0, 0, 0].any()
+    inferno = normalize_depth(depth, mask=mask, colormap="inferno")
+    assert inferno[0, 1, 0].tolist() == [0, 0, 0]
+    assert inferno[0, 0, 0, 0] > 200 and inferno[0, 0, 0, 2] < 200  # inferno's bright end is pale yellow
+    with pytest.raises(ValueError, match="unknown depth colormap"):
+        normalize_depth(depth, colormap="jet")
 
 
 def test_normals_rgb_round_trip():

@@ -6,30 +6,12 @@ import glob
 import os
 from typing import Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from data_tools.bundle import CONDITION_INTERPOLATION
 from data_tools.errors import DataError
-from data_tools.geometry_maps import normalize_depth
+from data_tools.geometry_maps import colorize_depth, normalize_depth
 from data_tools.video_io import read_video, resample_time, resize_frames, write_video
-
-
-# The reference's real depth conditions (the DexYCB sample) are DepthCrafter-style inferno colour maps;
-# the default here is grey, as the pose stage's renderer draws simulated depth.
-DEPTH_COLORMAPS = ("gray", "inferno", "turbo")
-
-
-def colorize_depth(depth_map: np.ndarray, colormap: str = "gray") -> np.ndarray:
-    """Grey depth condition ``(..., H, W, 3)`` -> an OpenCV colour map of its grey level; black stays black."""
-    if colormap == "gray":
-        return depth_map
-    if colormap not in DEPTH_COLORMAPS:
-        raise DataError(None, f"unknown depth colormap {colormap!r}; expected one of {DEPTH_COLORMAPS}")
-    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], getattr(cv2, f"COLORMAP_{colormap.upper()}"))
-    lut = cv2.cvtColor(lut, cv2.COLOR_BGR2RGB)[:, 0]
-    lut[0] = 0  # background (and invalid depth) stays black
-    return lut[np.asarray(depth_map)[..., 0]]
 
 
 def write_clip_maps(folder: str, maps: Mapping[str, np.ndarray], fps: float, size: Sequence[int] | None = None,

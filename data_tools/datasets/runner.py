@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from data_tools.atomic import write_json
 from data_tools.errors import DataError
+from data_tools.geometry_maps import DEPTH_COLORMAPS
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
                         help=f"import video depth (e.g. DepthCrafter outputs) from this folder instead of {depth_help}")
     parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
                         help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
-    parser.add_argument("--depth-colormap", choices=("gray", "inferno", "turbo"), default="gray",
+    parser.add_argument("--depth-colormap", choices=DEPTH_COLORMAPS, default="gray",
                         help="colours of depth.mp4 (near bright): gray (default, as the renderer's sim depth) or "
                              "inferno (the look of the reference's real DexYCB depth)")
     parser.add_argument("--num-frames", type=int, default=None,
