@@ -99,7 +99,20 @@ def build_accelerator(loop: LoopConfig):
     if loop.deepspeed_config:
         if not os.path.isfile(loop.deepspeed_config):
             raise DataError(loop.deepspeed_config, "DeepSpeed config does not exist")
-        plugin = DeepSpeedPlugin(hf_ds_config=loop.deepspeed_config)
+        if loop.cpu or not torch.cuda.is_available():
+            raise DataError(loop.deepspeed_config, "DeepSpeed training needs CUDA: accelerate has no CPU DeepSpeed "
+                                                   "backend; on CPU train with DDP instead (torchrun --nproc_per_node N)")
+        with open(loop.deepspeed_config, encoding="utf-8") as f:
+            try:
+                ds_config = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise DataError(loop.deepspeed_config, f"invalid JSON ({exc.msg})") from None
+        # Resolve the batch keys here so that DeepSpeed derives the global batch from its own world size
+        # (the same under accelerate launch and torchrun).
+        ds_config["train_micro_batch_size_per_gpu"] = loop.batch_size
+        ds_config["gradient_accumulation_steps"] = loop.grad_accum
+        ds_config.pop("train_batch_size", None)
+        plugin = DeepSpeedPlugin(hf_ds_config=ds_config)
     return Accelerator(
         gradient_accumulation_steps=loop.grad_accum, mixed_precision=precision, cpu=loop.cpu,
         deepspeed_plugin=plugin, project_config=ProjectConfiguration(project_dir=loop.output_dir),
