@@ -15,6 +15,7 @@ barycentrics. Triangles with a vertex behind the near plane are dropped (no clip
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -58,6 +59,8 @@ class RenderConfig:
     ambient: float = 0.3
     hand_class: int = HAND_CLASS
     device: str = "cpu"
+    cpu_threads: int | None = 1        # torch threads while rendering on CPU (None: leave torch's setting).
+    # One is the robust default: the ops are small and oversubscribed cores make OpenMP threads crawl.
     max_candidates: int = 6_000_000    # pixel candidates per rasteriser pass (memory bound)
 
 
@@ -183,7 +186,13 @@ def render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache:
     """Render meshes (world coordinates) seen by ``camera`` (plus the table plane when configured).
 
     ``cache`` (a dict reused across frames of one static camera) keeps the per-pixel rays and table hits.
+    On CPU it runs with ``config.cpu_threads`` torch threads.
     """
+    with _torch_threads(config.cpu_threads if config.device == "cpu" else None):
+        return _render_parts(parts, camera, config, cache)
+
+
+def _render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache: dict | None) -> Frame:
     dev, dt = torch.device(config.device), torch.float32
     cache = {} if cache is None else cache
     if "rays" not in cache:
@@ -296,6 +305,26 @@ def render_trajectory(traj, config: RenderConfig, hand_model=None, obj: ObjectMe
     hand_verts = out.vertices.double().cpu().numpy()
     joints = out.joints.double().cpu().numpy()
     obj_normals = corner_normals(obj.vertices, obj.faces)
+    frames = _render_frames(traj, config, camera, hand_model, hand_verts, obj, obj_normals, progress)
+    joints_cam = camera.to_camera(joints)
+    maps = condition_maps(frames, camera.project(joints_cam, world=False), joints_cam, config)
+    rgb = maps.pop("rgb")
+    return ConditionBundle(maps, prompt=traj.prompt, name=traj.name, extras={"rgb": rgb})
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None):
+    """Temporarily run torch with ``count`` intra-op threads (no-op for None)."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _render_frames(traj, config, camera, hand_model, hand_verts, obj, obj_normals, progress) -> list[Frame]:
     frames, cache = [], {}
     for t in tqdm(range(traj.num_frames), desc=f"render {traj.name}", disable=not progress, leave=False):
         r = rotation_matrix(traj.object_rot[t])
@@ -303,10 +332,7 @@ def render_trajectory(traj, config: RenderConfig, hand_model=None, obj: ObjectMe
                  Part(obj.vertices @ r.T + traj.object_transl[t], obj.faces, obj.class_id, obj.color,
                       obj_normals @ r.T)]
         frames.append(render_parts(parts, camera, config, cache))
-    joints_cam = camera.to_camera(joints)
-    maps = condition_maps(frames, camera.project(joints_cam, world=False), joints_cam, config)
-    rgb = maps.pop("rgb")
-    return ConditionBundle(maps, prompt=traj.prompt, name=traj.name, extras={"rgb": rgb})
+    return frames
 
 
 def write_outputs(bundle: ConditionBundle, out_dir: str, fps: float, sim: bool = True, mp4: bool = True) -> None:
