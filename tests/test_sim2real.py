@@ -21,6 +21,15 @@ pytest.importorskip("motion_gen.generator")
 torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models do many small ops: one thread is faster and immune to oversubscribed cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("s2r_in")
@@ -105,3 +114,20 @@ def test_bad_inputs_name_the_file(tmp_path):
         discover([str(tmp_path / "notes.md")])
     with pytest.raises(DataError, match="shard"):
         shard_of([], "3/2")
+
+
+def test_demo_end_to_end_and_fallback_without_generators(tmp_path, monkeypatch):
+    from sim2real import demo
+
+    args = ["--frames", "9", "--height", "48", "--width", "64", "--object", "tuna_fish_can"]
+    assert demo.main(["--out", str(tmp_path / "full")] + args) == 0
+    seq = tmp_path / "full" / "sim2real" / "procedural_tuna_fish_can"
+    assert read_video(str(seq / "video.mp4")).shape == (9, 32, 48, 3)
+    assert json.loads((seq / "manifest.json").read_text())["input"]["kind"] == "sim"
+    assert len([f for f in os.listdir(tmp_path / "full" / "sim" / "procedural_tuna_fish_can")
+                if f.startswith("rendered_")]) == 5 * 9
+    monkeypatch.setitem(__import__("sys").modules, "motion_gen.generator", None)   # import now fails
+    assert demo.main(["--out", str(tmp_path / "fallback")] + args) == 0
+    assert (tmp_path / "fallback" / "conditions_sheet.png").is_file()
+    assert (tmp_path / "fallback" / "sim" / "procedural_tuna_fish_can" / "depth.mp4").is_file()
+    assert not (tmp_path / "fallback" / "sim2real").exists()
