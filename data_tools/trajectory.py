@@ -279,45 +279,62 @@ def contact_closure(model: HandModel, orient: np.ndarray, transl: np.ndarray, ob
     return closure
 
 
+def auto_grasp(model: HandModel, obj_world: np.ndarray, faces: np.ndarray, approach_deg: float,
+               margin: float = 0.004) -> Grasp:
+    """A side grasp of an object (world vertices): palm facing it from azimuth ``approach_deg``, fingers wrapping
+    horizontally with the thumb up, each finger closed until it touches the object."""
+    centre = (obj_world.min(0) + obj_world.max(0)) / 2
+    az = np.radians(approach_deg)
+    towards = -np.array([np.cos(az), np.sin(az), 0.0])              # from the hand to the object
+    up = np.array([0.0, 0.0, 1.0])
+    fingers, back = np.cross(up, towards), -towards
+    if np.cross(back, fingers) @ up < 0:                            # keep the thumb up
+        fingers = -fingers
+    rot = np.stack([fingers, np.cross(back, fingers), back], axis=1) @ hand_frame(model).T
+    orient = Rotation.from_matrix(rot).as_rotvec()
+    joints = model.rest_joints()
+    palm_point = joints[[0, 1, 4, 7, 10]].mean(0) + 0.014 * model.palm_normal()
+    palm_world = centre - towards * (((obj_world - centre) @ -towards).max() + margin)
+    transl = palm_world - joints[0] - rot @ (palm_point - joints[0])
+    closure = contact_closure(model, orient, transl, obj_world, faces)
+    logger.info("grasp closure per finger (thumb..little): %s", np.round(closure, 2))
+    return Grasp(orient, model.curl_pose(closure), transl)
+
+
+def grasp_from_dict(data: dict, source: str | None = None) -> Grasp:
+    """``{"global_orient": [3], "full_pose": [45] per-joint axis-angles, "transl": [3]}`` (world frame) -> Grasp."""
+    try:
+        grasp = Grasp(*(np.asarray(data[k], np.float64).reshape(n) for k, n in
+                        (("global_orient", 3), ("full_pose", 45), ("transl", 3))))
+    except (KeyError, ValueError) as exc:
+        raise DataError(source, f"a grasp needs global_orient (3), full_pose (45) and transl (3): {exc}") from None
+    return grasp
+
+
 def generate_grasp_trajectory(model: HandModel, obj: ObjectMesh, object_spec: str, num_frames: int = 49,
                               height: int = 480, width: int = 720, approach_deg: float = -90.0,
                               approach_distance: float = 0.15, lift_height: float = 0.12, margin: float = 0.004,
                               camera_azimuth_deg: float = -50.0, camera_elevation_deg: float = 30.0,
                               camera_distance: float = 0.45, seed: int | None = None, fps: float = 15.0,
-                              prompt: str | None = None, name: str = "grasp") -> Trajectory:
-    """Synthesise approach -> close -> lift for ``obj`` standing on the table at the origin.
+                              prompt: str | None = None, name: str = "grasp", target: Grasp | None = None,
+                              initial: Grasp | None = None) -> Trajectory:
+    """Approach -> close -> lift for ``obj`` standing on the table at the origin (world frame, z up).
 
-    The palm faces the object from the horizontal direction ``approach_deg`` (azimuth of the hand's start
-    relative to the object, degrees about z), fingers wrap around it horizontally with the thumb up, and each
-    finger closes until it touches the object. ``seed`` jitters the approach direction and camera slightly.
+    ``target`` (the closed grasp) defaults to ``auto_grasp`` from azimuth ``approach_deg``; ``initial`` (the
+    open hand where the approach starts) defaults to the target's wrist backed off ``approach_distance`` behind
+    the palm and 4 cm up, fingers nearly straight. ``seed`` jitters the automatic approach and the camera.
     """
     rng = np.random.default_rng(seed)
     jitter = rng.normal(scale=[10.0, 10.0, 4.0]) if seed is not None else np.zeros(3)
     obj_transl = np.array([0.0, 0.0, -obj.bottom])
     obj_world = obj.vertices + obj_transl
     centre = (obj_world.min(0) + obj_world.max(0)) / 2
-    az = np.radians(approach_deg + jitter[0])
-    towards = -np.array([np.cos(az), np.sin(az), 0.0])              # from the hand to the object
     up = np.array([0.0, 0.0, 1.0])
-    fingers = np.cross(up, towards)
-    back = -towards
-    thumb = np.cross(back, fingers)
-    if thumb @ up < 0:
-        fingers = -fingers
-        thumb = np.cross(back, fingers)
-    world = np.stack([fingers, thumb, back], axis=1)
-    rot = world @ hand_frame(model).T
-    orient = Rotation.from_matrix(rot).as_rotvec()
-    joints = model.rest_joints()
-    palm_point = joints[[0, 1, 4, 7, 10]].mean(0) + 0.014 * model.palm_normal()
-    support = ((obj_world - centre) @ -towards).max()
-    palm_world = centre - towards * (support + margin)
-    transl = palm_world - joints[0] - rot @ (palm_point - joints[0])
-    closure = contact_closure(model, orient, transl, obj_world, obj.faces)
-    logger.info("grasp closure per finger (thumb..little): %s", np.round(closure, 2))
-    target = Grasp(orient, model.curl_pose(closure), transl)
-    start = Grasp(orient, model.curl_pose(0.1), transl - towards * approach_distance + up * 0.04)
-    g_orient, full_pose, g_transl, lift = interpolate_grasp(start, target, num_frames, lift_height=lift_height)
+    target = target or auto_grasp(model, obj_world, obj.faces, approach_deg + jitter[0], margin)
+    if initial is None:
+        back = Rotation.from_rotvec(target.global_orient).as_matrix() @ hand_frame(model)[:, 2]
+        initial = Grasp(target.global_orient, model.curl_pose(0.1), target.transl + back * approach_distance + up * 0.04)
+    g_orient, full_pose, g_transl, lift = interpolate_grasp(initial, target, num_frames, lift_height=lift_height)
     hand_pose = np.stack([model.pose_param(p) for p in full_pose])
     camera = default_camera(centre + up * lift_height / 2, height, width, camera_distance + jitter[2] / 100,
                             approach_deg + camera_azimuth_deg + jitter[1], camera_elevation_deg)
@@ -342,6 +359,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     gen.add_argument("--width", type=int, default=720)
     gen.add_argument("--approach-deg", type=float, default=-90.0)
     gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--object-class-id", type=int, default=None, help="seg class of the object (default: its own)")
+    gen.add_argument("--grasps", default=None, help='JSON {"target": grasp, "initial": grasp (optional)}, each '
+                     '{"global_orient", "full_pose" (45), "transl"} in the world (object on the table at the origin)')
     gen.add_argument("--out", required=True, help="output .npz or .json")
     conv = sub.add_parser("graspxl", help="convert a GraspXL mano_k.npy sequence")
     conv.add_argument("path")
@@ -360,10 +380,15 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     if args.command == "generate":
         model = load_hand_model(args.mano, side=args.side)
-        obj = resolve_object(args.object, args.object_scale)
+        obj = resolve_object(args.object, args.object_scale, args.object_class_id)
+        grasps = {}
+        if args.grasps:
+            with open(require_file(args.grasps, "grasp file"), encoding="utf-8") as f:
+                grasps = {k: grasp_from_dict(v, args.grasps) for k, v in json.load(f).items()}
         traj = generate_grasp_trajectory(model, obj, args.object, args.frames, args.height, args.width,
                                          approach_deg=args.approach_deg, seed=args.seed,
-                                         name=os.path.splitext(os.path.basename(args.out))[0])
+                                         name=os.path.splitext(os.path.basename(args.out))[0],
+                                         target=grasps.get("target"), initial=grasps.get("initial"))
         traj.object_scale = args.object_scale
     else:
         traj = read_graspxl(args.path, args.object_mesh, hand_model=load_hand_model(args.mano) if args.mano else None)

@@ -109,6 +109,19 @@ def test_grasp_trajectory_phases_and_contact(small_trajectory):
     assert (axis_dist[-1] < axis_dist[0] - 0.05).all()                               # the hand came to the can
 
 
+def test_given_target_grasp_is_reached_before_the_lift(small_trajectory):
+    hand, obj, _ = small_trajectory
+    target = Grasp(np.array([0.2, -0.3, 0.1]), hand.curl_pose(0.5), np.array([0.05, -0.1, 0.08]))
+    traj = generate_grasp_trajectory(hand, obj, "tomato_soup_can", num_frames=21, height=48, width=64, target=target)
+    # frame 14 ends the close phase (approach 40 %, close 30 % of 20 intervals): the target, not yet lifted
+    np.testing.assert_allclose(traj.hand_global_orient[14], target.global_orient, atol=1e-9)
+    np.testing.assert_allclose(traj.hand_transl[14], target.transl, atol=1e-9)
+    np.testing.assert_allclose(traj.hand_pose[14], hand.pose_param(target.full_pose), atol=1e-9)
+    back = hand(target.global_orient, None, None, target.transl).vertices[0].numpy()
+    start = hand(traj.hand_global_orient[0], None, None, traj.hand_transl[0]).vertices[0].numpy()
+    assert np.linalg.norm((start - back).mean(0)) > 0.1                                # it started away
+
+
 def test_interpolate_grasp_endpoints():
     a = Grasp(np.zeros(3), np.zeros(45), np.zeros(3))
     b = Grasp(np.array([0, 0, 1.0]), np.full(45, 0.2), np.array([0.1, 0, 0]))
