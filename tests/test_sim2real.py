@@ -108,6 +108,13 @@ def test_sim_folder_starting_above_zero_and_appearance_first_frames_list(inputs,
         "seq_7": str(tmp_path / "app" / "seq_7" / "seed_3.png")}
 
 
+def test_appearance_stage_writes_candidates_only(inputs, tmp_path):
+    root, _ = inputs
+    assert run([str(root / "sims" / "seq_1")], str(tmp_path), Sim2RealConfig(seeds=[5, 6]), stage="appearance") == []
+    assert sorted(os.listdir(tmp_path / "seq_1" / "candidates")) == ["seed_5.png", "seed_6.png"]
+    assert not (tmp_path / "seq_1" / "manifest.json").exists() and not (tmp_path / "seq_1" / "video.mp4").exists()
+
+
 def test_bad_inputs_name_the_file(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     with pytest.raises(DataError, match="notes.md"):
