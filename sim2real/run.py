@@ -299,6 +299,7 @@ class Sim2Real:
                            "motion": list(self.motion.condition_names)},
             "seeds": {"appearance": list(cfg.seeds) if candidates else [], "motion": cfg.motion_seed},
             "first_frame": chosen, "config": to_dict(cfg),
+            "model_configs": {stage: _config_dict(self._generators.get(stage)) for stage in ("appearance", "motion")},
             "outputs": {"video": video_path, "first_frame": os.path.join(out_dir, "first_frame.png"),
                         "contact_sheet": sheet, "conditions": os.path.join(out_dir, "conditions"),
                         "candidates": {str(k): v for k, v in candidates.items()}},
@@ -306,6 +307,12 @@ class Sim2Real:
         }
         write_json(os.path.join(out_dir, "manifest.json"), manifest)
         return manifest
+
+
+def _config_dict(generator) -> dict | None:
+    """The resolved config of a loaded generator (``config`` or ``cfg`` dataclass), for the manifest."""
+    config = getattr(generator, "config", None) or getattr(generator, "cfg", None)
+    return to_dict(config) if dataclasses.is_dataclass(config) else None
 
 
 def _versions() -> dict:

@@ -56,6 +56,7 @@ def test_trajectory_to_video_with_expected_frames_and_size(inputs, tmp_path):
     assert manifest["seeds"]["appearance"] == [3, 4] and manifest["first_frame"]["seed"] == 4
     assert manifest["input"]["kind"] == "trajectory" and "render_s" in manifest["timings"]
     assert {"appearance_s", "motion_s", "total_s"} <= set(manifest["timings"])
+    assert manifest["model_configs"]["motion"]["generate"]["num_frames"] == 9
     np.testing.assert_array_equal(read_image(str(seq / "first_frame.png")), read_image(str(seq / "candidates" / "seed_4.png")))
     sheet = read_image(str(seq / "contact_sheet.png"))
     assert sheet.shape[1] > 5 * 48                                        # conditions | first frame | generated
