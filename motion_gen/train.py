@@ -143,6 +143,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     summary = train(load_motion_config(args.config, args.overrides))
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # a clean gloo shutdown (a worker once hung at exit without it)
     losses = summary["losses"]
     logger.info("done: step %d, world %d, last loss %s", summary["step"], summary["world_size"],
                 f"{np.mean(losses[-5:]):.4f}" if losses else "n/a")

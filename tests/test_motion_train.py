@@ -1,0 +1,118 @@
+"""Training the condition branch on the tiny config: overfitting one batch, 2-process CPU run with
+checkpoint + resume, conversion of checkpoints to a diffusers transformer folder."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import Subset
+
+from data_tools.training import Trainer, list_checkpoints, read_train_log
+from motion_gen.config import load_motion_config
+from motion_gen.convert_ckpt import convert
+from motion_gen.model import CogVideoXConditionTransformer
+from motion_gen.prepare import prepare
+from motion_gen.tiny_data import synthetic_dataset
+from motion_gen.train import build_spec, train
+
+TINY = "configs/motion/tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory):
+    root = tmp_path_factory.mktemp("motion")
+    synthetic_dataset(root / "ds", num_clips=2)
+    cfg = load_motion_config(TINY, [f"data.root={root / 'ds'}", f"data.latents={root / 'lat'}"])
+    prepare(cfg)
+    return str(root / "lat")
+
+
+def _cfg(latents, out, *extra):
+    return load_motion_config(TINY, [f"data.latents={latents}", f"train.loop.output_dir={out}",
+                                     "train.loop.validate_every=0", *extra])
+
+
+def test_overfit_one_batch(latents, tmp_path):
+    """30 steps on one batch with fixed noise/timesteps: the loss drops by more than 2x (measured ~3.6x)."""
+    torch.manual_seed(0)
+    cfg = _cfg(latents, tmp_path / "run", "train.loop.max_steps=30", "train.loop.checkpoint_every=0",
+               "train.optim.lr=1.0e-2", "train.optim.warmup_steps=0", "train.optim.scheduler=constant",
+               "train.noised_image_dropout=0.0")
+    spec, dataset = build_spec(cfg)
+    batch = spec.collate([dataset[0]])
+    fixed = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    spec.compute_loss = lambda model, b, acc: spec.loss(model, b, acc.device, generator=fixed())
+    base = {n: p.detach().clone() for n, p in spec.transformer.named_parameters() if not p.requires_grad}
+    with torch.no_grad():
+        before = spec.loss(spec.transformer, batch, "cpu", generator=fixed()).item()
+    summary = Trainer(spec, Subset(dataset, [0]), cfg.train.loop, cfg.train.optim).train()
+    with torch.no_grad():
+        after = spec.loss(spec.transformer, batch, "cpu", generator=fixed()).item()
+    assert summary["step"] == 30
+    assert before / after > 2.0, (before, after)
+    # the base stayed frozen; the branch moved
+    for n, p in spec.transformer.named_parameters():
+        if n in base:
+            assert torch.equal(p, base[n]), n
+    assert spec.transformer.condition_projections[0].weight.abs().sum() > 0
+
+
+def test_loss_matches_hand_computation(latents):
+    """With dropout 1 the image and condition first-frame latents are zero; the loss is the weighted x0 error."""
+    cfg = _cfg(latents, "unused", "train.noised_image_dropout=1.0")
+    spec, dataset = build_spec(cfg)
+    batch = spec.collate([dataset[0]])
+    seen = {}
+
+    def model(hidden_states, conditions, timestep, **kw):
+        seen.update(hidden=hidden_states, conditions=conditions, t=timestep)
+        return (torch.zeros_like(hidden_states[:, :, :4]),)
+
+    loss = spec.loss(model, batch, "cpu", generator=torch.Generator().manual_seed(0))
+    assert torch.count_nonzero(seen["hidden"][:, :, 4:]) == 0  # dropped first-frame latent
+    assert all(torch.count_nonzero(c[:, :, 4:]) == 0 for c in seen["conditions"].values())
+    # zero v-prediction -> x0 estimate = sqrt(abar) * noisy; loss = w * mean((sqrt(abar) x_t - x0)^2)
+    t = seen["t"]
+    abar = spec.scheduler.alphas_cumprod[t]
+    noisy = seen["hidden"][:, :, :4]
+    g = torch.Generator().manual_seed(0)
+    from motion_gen.latents import sample_latents
+
+    x0 = sample_latents(batch["video"].float(), spec.scale, g)
+    expected = ((abar.sqrt() * noisy - x0) ** 2).mean() / (1 - abar)
+    torch.testing.assert_close(loss, expected.squeeze(), rtol=1e-5, atol=1e-6)
+
+
+def test_two_process_run_checkpoint_resume_and_convert(latents, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
+           "-m", "motion_gen.train", "--config", TINY, f"data.latents={latents}", f"train.loop.output_dir={out}",
+           "train.loop.max_steps=2", "train.loop.checkpoint_every=2", "train.loop.validate_every=0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world 2" in result.stderr
+    assert [s for s, _ in list_checkpoints(str(out))] == [2]
+    ckpt = out / "checkpoints" / "checkpoint-2"
+    assert json.load(open(ckpt / "trainer_state.json"))["config"]["transformer_config"]["condition_names"] == \
+        ["hand_keypoints", "depth", "seg_mask"]
+    # resume (one process here) continues at step 3 from the saved state
+    summary = train(_cfg(latents, out, "train.loop.max_steps=3", "train.loop.checkpoint_every=3"))
+    assert summary["step"] == 3 and len(summary["losses"]) == 1
+    assert [r["step"] for r in read_train_log(str(out))] == [1, 2, 3]
+    # convert the 2-process checkpoint: loads with from_pretrained and holds the checkpoint's weights
+    folder = convert(str(ckpt), str(tmp_path / "transformer"))
+    model = CogVideoXConditionTransformer.from_pretrained(folder)
+    saved = load_file(str(ckpt / "model.safetensors"))
+    assert set(saved) == set(model.state_dict())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    # a training output folder resolves to its newest checkpoint (step 3), bf16 on request
+    folder3 = convert(str(out), str(tmp_path / "t3"), dtype="bf16")
+    assert load_file(f"{folder3}/diffusion_pytorch_model.safetensors")["proj_out.weight"].dtype == torch.bfloat16
+    model3 = CogVideoXConditionTransformer.from_pretrained(folder3, torch_dtype=torch.bfloat16)
+    final = CogVideoXConditionTransformer.from_pretrained(out / "final")
+    torch.testing.assert_close(model3.condition_embed.weight.float(),
+                               final.condition_embed.weight.to(torch.bfloat16).float())
