@@ -74,6 +74,38 @@ def test_depth_of_planes_and_occlusion():
         np.testing.assert_allclose(frame.depth[23, 31], 1.0, rtol=1e-5)
 
 
+def test_rasterizer_matches_brute_force_on_random_triangles():
+    from data_tools.render import rasterize
+
+    rng = np.random.default_rng(0)
+    cam = Camera(fx=30, fy=30, cx=15.5, cy=11.5, height=24, width=32)
+    verts = np.concatenate([rng.uniform(-0.8, 0.8, (60, 2)), rng.uniform(1.0, 3.0, (60, 1))], 1)
+    faces = rng.integers(0, 60, (25, 3))
+    pix, face, bary = rasterize(torch.tensor(verts, dtype=torch.float32), torch.tensor(faces), cam)
+    got = np.full(cam.height * cam.width, -1)
+    got[pix.numpy()] = face.numpy()
+    # brute force: every pixel against every triangle, perspective depth from the interpolated 1/z
+    uv = cam.project(verts, world=False)
+    ys, xs = np.mgrid[:cam.height, :cam.width]
+    best = np.full(xs.shape, np.inf)
+    want = np.full(xs.shape, -1)
+    for f, (a, b, c) in enumerate(faces):
+        (xa, ya), (xb, yb), (xc, yc) = uv[a], uv[b], uv[c]
+        area = (xb - xa) * (yc - ya) - (yb - ya) * (xc - xa)
+        if abs(area) < 1e-9:
+            continue
+        w0 = ((xb - xs) * (yc - ys) - (yb - ys) * (xc - xs)) / area
+        w1 = ((xc - xs) * (ya - ys) - (yc - ys) * (xa - xs)) / area
+        w2 = 1 - w0 - w1
+        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+        depth = 1 / (w0 / verts[a, 2] + w1 / verts[b, 2] + w2 / verts[c, 2])
+        closer = inside & (depth < best)
+        best[closer], want[closer] = depth[closer], f
+    np.testing.assert_array_equal(got.reshape(xs.shape), want)
+    assert (want >= 0).sum() > 100
+    np.testing.assert_allclose(bary.sum(1).numpy(), 1, atol=1e-5)
+
+
 def test_table_plane_depth():
     rot, trans = look_at([0, 0, 1.0], [0, 0, 0], up=[0, 1.0, 0])
     cam = Camera(fx=40, fy=40, cx=15.5, cy=11.5, height=24, width=32, rotation=rot, translation=trans)
