@@ -95,7 +95,8 @@ def convert(checkpoint: str, out_dir: str, transformer_config: str | None = None
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
         raise DataError(checkpoint, f"weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.to(DTYPES[dtype])
+    if DTYPES[dtype] != torch.float32:
+        model.to(DTYPES[dtype])
     partial = out_dir.rstrip("/") + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
