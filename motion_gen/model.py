@@ -109,8 +109,10 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
                   condition_names: Iterable[str] = ("hand_keypoints", "depth", "seg_mask"),
                   num_condition_blocks: int = 12, replace_condition_stream: bool = True,
                   torch_dtype: torch.dtype | None = None) -> "CogVideoXConditionTransformer":
-        """Build from a base CogVideoX(-I2V) transformer (a model or a diffusers folder): base weights are shared
-        by value, the first ``num_condition_blocks`` blocks are copied into the branch and the new linears are zero."""
+        """Build from a base CogVideoX(-I2V) transformer (a model or a diffusers folder): the first
+        ``num_condition_blocks`` blocks are copied into the branch and the new linears are zero. The base weights
+        are not copied: the new model shares their storage (no second 5B copy in memory), so do not train a base
+        model object passed in here through another reference."""
         from accelerate import init_empty_weights
 
         if not isinstance(base, CogVideoXTransformer3DModel):

@@ -115,7 +115,7 @@ def prepare(cfg: MotionConfig, rank: int = 0, world: int = 1, device: str | None
             continue
         bundle = dataset[i]
         tensors = encode_bundle(bundle, vae, tokenizer, text_encoder, cfg.model.condition_names,
-                                max_text_length(cfg.model), cfg.data.image_noise, cfg.model.tiny.seed, key, device)
+                                max_text_length(cfg.model), cfg.data.image_noise, cfg.train.loop.seed, key, device)
         writer.write(key, {k: v.to(storage) for k, v in tensors.items()},
                      {"name": dataset.clip_name(i), "prompt": bundle.prompt})
         written += 1

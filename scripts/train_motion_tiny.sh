@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole motion stage on CPU with the tiny random model (about a minute): a one-clip dataset from the shared
+# DexYCB sample (synthetic clips when it is absent) -> latents -> 20 training steps with checkpoints and validation
+# videos -> diffusers transformer folder -> a video from the trained model. Outputs under outputs/motion/tiny/.
+set -euo pipefail
+source "$(dirname "$0")/_setup.sh" ""
+cd "$PAM_ROOT"
+out=outputs/motion/tiny
+python -m motion_gen.tiny_data "$out/dataset"
+python -m motion_gen.prepare --config configs/motion/tiny.yaml data.root="$out/dataset"
+python -m motion_gen.train --config configs/motion/tiny.yaml \
+  train.validation_sample="$out/dataset/$(dirname "$(head -n1 "$out/dataset/filelists/train/video.txt")")" "$@"
+python -m motion_gen.convert_ckpt "$out/train" --out "$out/transformer"
+python -m motion_gen.infer --config configs/motion/tiny.yaml model.transformer="$out/transformer" \
+  --conditions "$out/dataset/$(dirname "$(head -n1 "$out/dataset/filelists/train/video.txt")")" --out "$out/infer"
