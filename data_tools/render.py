@@ -7,9 +7,9 @@ clip), normals (RGB), seg mask (ADE20K palette), hand keypoints (projected joint
 ``data_tools.keypoints``). Results come back as a ``ConditionBundle`` (the shaded RGB in ``extras['rgb']``) and
 can be written as a sim folder (``rendered_{map}_{i}.png``) and as condition mp4s.
 
-Rasteriser: pixel centres at integer coordinates (as ``data_tools.camera``); every triangle enumerates the
-pixels of its bounding box, keeps those inside (edge functions), and a packed (depth, face) int64 key per
-pixel is reduced with ``scatter_reduce(amin)``: the nearest face wins. Attributes use perspective-correct
+Rasteriser: pixel centres at integer coordinates (as ``data_tools.camera``); every triangle is split into
+pixel rows, each row's column span inside the triangle is solved from the edge functions, and a packed
+(depth, face) int64 key per covered pixel is reduced with ``scatter_reduce(amin)``: the nearest face wins. Attributes use perspective-correct
 barycentrics. Triangles with a vertex behind the near plane are dropped (no clipping).
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 DEPTH_SCALE = 1e5           # depth quantisation for the z-buffer key: 10 micrometres
 FACE_BITS = 24              # up to 16.7M faces per frame
 MAX_KEY = torch.iinfo(torch.int64).max
+INSIDE_EPS = 1e-6           # barycentric tolerance on triangle edges
 
 
 @dataclasses.dataclass
@@ -128,23 +129,33 @@ def rasterize(verts_cam: torch.Tensor, faces: torch.Tensor, camera: Camera, max_
     ids = torch.nonzero(keep)[:, 0]
     table = _edge_table(tri_uv[ids], tri_z[ids], area[ids])
     lo, hi = lo[ids].long(), hi[ids].long()
-    box_w = hi[:, 0] - lo[:, 0] + 1
-    counts = box_w * (hi[:, 1] - lo[:, 1] + 1)
+    # one entry per (face, pixel row) with the exact column span where all three edge functions are >= 0
+    rows = hi[:, 1] - lo[:, 1] + 1
+    row_face = torch.repeat_interleave(torch.arange(len(ids), device=dev), rows)
+    y = lo[row_face, 1] + torch.arange(len(row_face), device=dev) - torch.repeat_interleave(torch.cumsum(rows, 0) - rows, rows)
+    coef = table[row_face, :9].reshape(-1, 3, 3)
+    slope, offset = coef[:, :, 0], coef[:, :, 1] * y[:, None].to(dt) + coef[:, :, 2] + INSIDE_EPS
+    bound = -offset / torch.where(slope == 0, torch.ones_like(slope), slope)      # where w_i(x) crosses zero
+    inf = torch.full_like(bound, float("inf"))
+    x_min = torch.where(slope > 0, bound, -inf).amax(1)
+    x_max = torch.where(slope < 0, bound, inf).amin(1)
+    x_max = torch.where(((slope == 0) & (offset < 0)).any(1), -inf[:, 0], x_max)  # a parallel edge excludes the row
+    x0 = torch.maximum(torch.ceil(x_min.clamp(-1e9, 1e9)).long(), lo[row_face, 0])
+    x1 = torch.minimum(torch.floor(x_max.clamp(-1e9, 1e9)).long(), hi[row_face, 0])
+    counts = (x1 - x0 + 1).clamp_min(0)
     best = torch.full((h * w,), MAX_KEY, dtype=torch.int64, device=dev)
     ends = torch.cumsum(counts, 0)
     start = 0
-    while start < len(ids):   # chunks of faces whose pixel candidates fit in max_candidates
+    while start < len(counts):   # chunks of rows whose pixel candidates fit in max_candidates
         base = ends[start - 1] if start else ends.new_tensor(0)
         stop = max(int(torch.searchsorted(ends, base + max_candidates, right=True)), start + 1)
         c = counts[start:stop]
-        k = torch.repeat_interleave(torch.arange(start, stop, device=dev), c)   # local face of each candidate
-        offset = torch.arange(int(c.sum()), device=dev) - torch.repeat_interleave(torch.cumsum(c, 0) - c, c)
-        bw = box_w[k]
-        px = lo[k, 0] + offset % bw
-        py = lo[k, 1] + torch.div(offset, bw, rounding_mode="floor")
+        r = torch.repeat_interleave(torch.arange(start, stop, device=dev), c)    # row entry of each candidate
+        px = x0[r] + torch.arange(len(r), device=dev) - torch.repeat_interleave(torch.cumsum(c, 0) - c, c)
+        py, k = y[r], row_face[r]
         tab = table[k]
         bary = _weights(tab, px.to(dt), py.to(dt))
-        inside = (bary >= -1e-6).all(1)
+        inside = (bary >= -INSIDE_EPS).all(1)
         k, px, py, bary, tab = k[inside], px[inside], py[inside], bary[inside], tab[inside]
         inv_z = (bary * tab[:, 9:]).sum(1)
         key = (torch.round(DEPTH_SCALE / inv_z).long() << FACE_BITS) | k
@@ -185,20 +196,51 @@ def _pixel_rays(camera: Camera, dev, dt) -> torch.Tensor:
 def render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache: dict | None = None) -> Frame:
     """Render meshes (world coordinates) seen by ``camera`` (plus the table plane when configured).
 
-    ``cache`` (a dict reused across frames of one static camera) keeps the per-pixel rays and table hits.
+    ``cache`` (a dict reused across frames of one static camera) keeps the static layer: rays, table, background.
     On CPU it runs with ``config.cpu_threads`` torch threads.
     """
     with _torch_threads(config.cpu_threads if config.device == "cpu" else None):
         return _render_parts(parts, camera, config, cache)
 
 
+def _surface(normal: torch.Tensor, ray: torch.Tensor, albedo: torch.Tensor, config: RenderConfig):
+    """Shaded uint8 colours and encoded uint8 normals of surface samples (normals turned to face the camera)."""
+    normal = torch.nn.functional.normalize(normal, dim=-1)
+    normal = torch.where((normal * ray).sum(-1, keepdim=True) > 0, -normal, normal)   # two-sided
+    shade = config.ambient + (1 - config.ambient) * (-(normal * ray).sum(-1, keepdim=True)).clamp(0, 1)
+    rgb = (albedo * shade).round().clamp(0, 255).to(torch.uint8)
+    if config.normal_convention == "opengl":
+        normal = normal * torch.tensor([1.0, -1.0, -1.0], dtype=normal.dtype, device=normal.device)
+    elif config.normal_convention != "opencv":
+        raise ValueError(f"normal_convention must be 'opengl' or 'opencv', got {config.normal_convention!r}")
+    # same encoding as data_tools.geometry_maps.normals_to_rgb, here in float32 on the samples only (much faster)
+    return rgb, ((normal + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def _background(camera: Camera, config: RenderConfig, dev, dt) -> dict:
+    """Per-camera static layer: the table (when configured) over the background, as flat (H*W, ...) buffers."""
+    n = camera.height * camera.width
+    rays = _pixel_rays(camera, dev, dt)
+    layer = {"rays": rays, "depth": torch.zeros(n, dtype=dt, device=dev),
+             "classes": torch.full((n,), BACKGROUND_CLASS, dtype=torch.long, device=dev),
+             "rgb": torch.tensor(config.background_color, device=dev).to(torch.uint8).expand(n, 3).clone(),
+             "normal_rgb": torch.zeros(n, 3, dtype=torch.uint8, device=dev),
+             "solid": torch.zeros(n, dtype=torch.bool, device=dev)}
+    if config.table:
+        s, hit = _table_hits(camera, config, dev, dt)
+        up = torch.as_tensor(camera.rotation[:, 2], dtype=dt, device=dev).expand(int(hit.sum()), 3)  # world +z
+        albedo = torch.tensor(config.table_color, dtype=dt, device=dev).expand(len(up), 3)
+        layer["rgb"][hit], layer["normal_rgb"][hit] = _surface(up, rays[hit], albedo, config)
+        layer["depth"][hit], layer["solid"] = s[hit], hit
+    return layer
+
+
 def _render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache: dict | None) -> Frame:
     dev, dt = torch.device(config.device), torch.float32
     cache = {} if cache is None else cache
-    if "rays" not in cache:
-        cache["rays"] = _pixel_rays(camera, dev, dt)
-        if config.table:
-            cache["table"] = _table_hits(camera, config, dev, dt)
+    if "background" not in cache:
+        cache["background"] = _background(camera, config, dev, dt)
+    bg = cache["background"]
     rot = torch.as_tensor(camera.rotation, dtype=dt, device=dev)
     trans = torch.as_tensor(camera.translation, dtype=dt, device=dev)
     verts, faces, normals, classes, colors, offset = [], [], [], [], [], 0
@@ -214,44 +256,17 @@ def _render_parts(parts: list[Part], camera: Camera, config: RenderConfig, cache
         colors.append(torch.tensor(part.color, dtype=dt, device=dev).expand(len(f), 3))
         offset += len(v)
     h, w = camera.height, camera.width
-    if not parts:  # nothing but (maybe) the table
-        verts, faces, normals = [torch.zeros(0, 3, dtype=dt, device=dev)], [torch.zeros(0, 3, dtype=torch.long, device=dev)], \
-            [torch.zeros(0, 3, 3, dtype=dt, device=dev)]
-        classes, colors = [torch.zeros(0, dtype=torch.long, device=dev)], [torch.zeros(0, 3, dtype=dt, device=dev)]
-    v, f, n = torch.cat(verts), torch.cat(faces), torch.cat(normals)
-    pix, face, bary = rasterize(v, f, camera, config.max_candidates)
-    depth = torch.zeros(h * w, dtype=dt, device=dev)
-    normal = torch.zeros(h * w, 3, dtype=dt, device=dev)
-    albedo = torch.zeros(h * w, 3, dtype=dt, device=dev)
-    albedo[:] = torch.tensor(config.background_color, dtype=dt, device=dev)
-    cls = torch.full((h * w,), BACKGROUND_CLASS, dtype=torch.long, device=dev)
-    point = (bary[..., None] * v[f[face]]).sum(1)                               # camera-frame surface points
-    depth[pix] = point[:, 2]
-    normal[pix] = (bary[..., None] * n[face]).sum(1)
-    cls[pix] = torch.cat(classes)[face]
-    albedo[pix] = torch.cat(colors)[face]
-    lit = torch.zeros(h * w, dtype=torch.bool, device=dev)
-    lit[pix] = True
-    if config.table:
-        s, hit = cache["table"]
-        table = hit & (~lit | (s < depth))
-        depth = torch.where(table, s, depth)
-        normal[table] = rot[:, 2]                                                    # world +z in the camera frame
-        albedo[table] = torch.tensor(config.table_color, dtype=dt, device=dev)
-        cls[table] = BACKGROUND_CLASS
-        lit |= table
-    ray = cache["rays"]
-    normal = torch.nn.functional.normalize(normal, dim=-1)
-    normal = torch.where((normal * ray).sum(-1, keepdim=True) > 0, -normal, normal)  # two-sided: face the camera
-    shade = config.ambient + (1 - config.ambient) * (-(normal * ray).sum(-1, keepdim=True)).clamp(0, 1)
-    rgb = torch.where(lit[:, None], albedo * shade, albedo).round().clamp(0, 255).to(torch.uint8)
-    if config.normal_convention == "opengl":
-        normal = normal * torch.tensor([1.0, -1.0, -1.0], dtype=dt, device=dev)
-    elif config.normal_convention != "opencv":
-        raise ValueError(f"normal_convention must be 'opengl' or 'opencv', got {config.normal_convention!r}")
-    # same encoding as data_tools.geometry_maps.normals_to_rgb, done here in float32 per frame (much faster)
-    normal_rgb = ((normal + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    normal_rgb[~lit] = 0
+    depth, cls = bg["depth"].clone(), bg["classes"].clone()
+    rgb, normal_rgb = bg["rgb"].clone(), bg["normal_rgb"].clone()
+    if parts:
+        v, f, n = torch.cat(verts), torch.cat(faces), torch.cat(normals)
+        pix, face, bary = rasterize(v, f, camera, config.max_candidates)
+        z = (bary * v[:, 2][f[face]]).sum(1)                                     # camera depth of the samples
+        front = ~bg["solid"][pix] | (z < bg["depth"][pix])                       # meshes in front of the table
+        pix, face, bary, z = pix[front], face[front], bary[front], z[front]
+        normal = (bary[..., None] * n[face]).sum(1)
+        rgb[pix], normal_rgb[pix] = _surface(normal, bg["rays"][pix], torch.cat(colors)[face], config)
+        depth[pix], cls[pix] = z, torch.cat(classes)[face]
     return Frame(depth.reshape(h, w).cpu().numpy(), normal_rgb.reshape(h, w, 3).cpu().numpy(),
                  cls.reshape(h, w).to(torch.int16).cpu().numpy(), rgb.reshape(h, w, 3).cpu().numpy())
 
