@@ -63,7 +63,7 @@ class Sim2RealConfig:
 
 
 @dataclasses.dataclass
-class Sequence_:
+class SimInput:
     name: str
     path: str
     kind: str  # "sim", "video" (folder of condition mp4s) or "trajectory"
@@ -81,17 +81,17 @@ def is_video_folder(path: str) -> bool:
     return os.path.isdir(path) and any(VIDEO_FOLDER_RE.search(f) for f in os.listdir(path))
 
 
-def discover(inputs: Sequence[str]) -> list[Sequence_]:
+def discover(inputs: Sequence[str]) -> list[SimInput]:
     """Expand inputs (sim folders, trajectory files, folders of either, ``.txt`` lists of either) to sequences."""
-    found: list[Sequence_] = []
+    found: list[SimInput] = []
 
     def add(path: str, where: str | None):
         if is_sim_folder(path):
-            found.append(Sequence_(os.path.basename(os.path.normpath(path)), path, "sim"))
+            found.append(SimInput(os.path.basename(os.path.normpath(path)), path, "sim"))
         elif is_video_folder(path):
-            found.append(Sequence_(os.path.basename(os.path.normpath(path)), path, "video"))
+            found.append(SimInput(os.path.basename(os.path.normpath(path)), path, "video"))
         elif os.path.isfile(path) and path.endswith(TRAJECTORY_SUFFIXES):
-            found.append(Sequence_(os.path.splitext(os.path.basename(path))[0], path, "trajectory"))
+            found.append(SimInput(os.path.splitext(os.path.basename(path))[0], path, "trajectory"))
         elif os.path.isfile(path) and path.endswith(".txt"):
             base = os.path.dirname(os.path.abspath(path))
             with open(path, encoding="utf-8") as f:
@@ -161,7 +161,7 @@ def shard_of(sequences: list, shard: str | None) -> tuple[list, int, int]:
     return sequences[index::count], index, count
 
 
-def read_first_frames(path: str, sequences: list[Sequence_]) -> dict[str, str]:
+def read_first_frames(path: str, sequences: list[SimInput]) -> dict[str, str]:
     """``name image`` lines, or ``image`` lines (matched by the image's folder name when that names a sequence,
     as in ``appearance_gen.infer``'s ``first_frames.txt``, else in input order) -> {sequence name: image path}."""
     base = os.path.dirname(os.path.abspath(path))
@@ -227,7 +227,7 @@ class Sim2Real:
         frames = cfg.num_frames or self.motion.num_frames
         return frames, (cfg.height or self.motion.height, cfg.width or self.motion.width)
 
-    def load_bundle(self, seq: Sequence_, timings: dict) -> ConditionBundle:
+    def load_bundle(self, seq: SimInput, timings: dict) -> ConditionBundle:
         """The sequence's conditions at the generation size (trajectories are rendered at that size first)."""
         cfg = self.config
         frames, size = self.target_shape()
@@ -254,7 +254,7 @@ class Sim2Real:
         prompt = cfg.prompt if cfg.prompt is not None else (bundle.prompt or cfg.default_prompt)
         return dataclasses.replace(bundle, prompt=prompt)
 
-    def run_sequence(self, seq: Sequence_, out_dir: str, first_frame_path: str | None = None,
+    def run_sequence(self, seq: SimInput, out_dir: str, first_frame_path: str | None = None,
                      stage: str = "all") -> dict | None:
         """Process one sequence; returns its manifest (None for ``stage='appearance'``)."""
         cfg = self.config
