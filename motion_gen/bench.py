@@ -2,8 +2,9 @@
 
 Default (CPU, seconds): the tiny config's transformer at the tiny size, base ``CogVideoXTransformer3DModel``
 fully trainable (as in plain I2V fine-tuning) vs the condition model with 0 (base trainable), 1 and 3 conditions
-(base frozen, branch trainable), all in one process. Memory on CPU = parameters + tensors saved for backward
-(counted through autograd's saved-tensor hooks); on CUDA = peak allocated memory.
+(base frozen, branch trainable), all in one process. Time is the minimum over repeats with the models interleaved (the shared
+CPU is noisy); memory on CPU = parameters + tensors saved for backward (autograd's saved-tensor hooks), on CUDA =
+peak allocated memory.
 
 ``--real`` (needs a GPU with ~80 GB): the CogVideoX-5b-I2V architecture with random weights in bf16, 12 condition
 blocks, 3 conditions, 49x480x720 (13x60x90 latents), gradient checkpointing, one AdamW step; peak memory and time.
@@ -65,35 +66,47 @@ class SavedBytes:
         self._ctx.__exit__(*exc)
 
 
-def measure(model, kwargs, conditions, repeats: int, device) -> dict:
-    """Median fwd+bwd seconds and memory (CPU: params + saved activations; CUDA: peak allocated) in MiB."""
-    def step():
-        out = model(conditions=conditions, **kwargs).sample if conditions is not None else model(**kwargs).sample
-        out.float().square().mean().backward()
-        model.zero_grad(set_to_none=True)
+def _step(model, kwargs, conditions):
+    out = model(conditions=conditions, **kwargs).sample if conditions is not None else model(**kwargs).sample
+    out.float().square().mean().backward()
+    model.zero_grad(set_to_none=True)
 
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
+
+def _timed(device, fn) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def memory_mib(model, kwargs, conditions, device) -> float:
+    """CPU: parameters + tensors saved for backward; CUDA: peak allocated during one fwd+bwd (MiB)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        step()
-        memory = torch.cuda.max_memory_allocated()
-    else:
-        with SavedBytes() as saved:
-            out = model(conditions=conditions, **kwargs).sample if conditions is not None else model(**kwargs).sample
-        out.float().square().mean().backward()
-        model.zero_grad(set_to_none=True)
-        memory = params + saved.total
-    return {"seconds": statistics.median(times), "memory_mib": memory / 2**20, "params_m": params / 4 / 1e6}
+        _step(model, kwargs, conditions)
+        return torch.cuda.max_memory_allocated() / 2**20
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    with SavedBytes() as saved:
+        out = model(conditions=conditions, **kwargs).sample if conditions is not None else model(**kwargs).sample
+    out.float().square().mean().backward()
+    model.zero_grad(set_to_none=True)
+    return (params + saved.total) / 2**20
+
+
+def measure_all(cases: list[tuple], repeats: int, device) -> list[dict]:
+    """Fwd+bwd time (minimum over ``repeats``, models interleaved so load spikes hit all alike) and memory."""
+    for model, kwargs, conds in cases:
+        _step(model, kwargs, conds)  # warm-up
+    times = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, (model, kwargs, conds) in enumerate(cases):
+            times[i].append(_timed(device, lambda: _step(model, kwargs, conds)))
+    return [{"seconds": min(t), "seconds_median": statistics.median(t),
+             "memory_mib": memory_mib(m, k, c, device),
+             "params_m": sum(p.numel() for p in m.parameters()) / 1e6} for t, (m, k, c) in zip(times, cases)]
 
 
 def bench_tiny(config_path: str, repeats: int, frames: int, height: int, width: int, batch: int) -> list[dict]:
@@ -102,18 +115,17 @@ def bench_tiny(config_path: str, repeats: int, frames: int, height: int, width: 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     base = tiny_base_transformer(cfg.model.tiny, (frames - 1) * 4 + 1, height * 8, width * 8).to(device)
-    rows = []
     kwargs, _ = _inputs(base.config, batch, frames, height, width, [], device, torch.float32)
-    rows.append({"model": "base CogVideoXTransformer3DModel (all trainable)", "conditions": 0,
-                 **measure(base, kwargs, None, repeats, device)})
+    labels, cases = [("base CogVideoXTransformer3DModel (all trainable)", 0)], [(base, kwargs, None)]
     all_names = ["hand_keypoints", "depth", "seg_mask"]
     for k in (0, 1, 3):
         names = all_names[:k]
         model = CogVideoXConditionTransformer.from_base(base, names, cfg.model.num_condition_blocks).to(device)
         model.set_trainable(train_base=(k == 0))
         kwargs, conds = _inputs(model.config, batch, frames, height, width, names, device, torch.float32)
-        label = "condition model, base trainable (no branch)" if k == 0 else "condition model, base frozen"
-        rows.append({"model": label, "conditions": k, **measure(model, kwargs, conds if k else None, repeats, device)})
+        labels.append(("condition model, base trainable (no branch)" if k == 0 else "condition model, base frozen", k))
+        cases.append((model, kwargs, conds if k else None))
+    rows = [{"model": label, "conditions": k, **m} for (label, k), m in zip(labels, measure_all(cases, repeats, device))]
     ref = rows[0]
     for row in rows:
         row["time_ratio"] = row["seconds"] / ref["seconds"]
@@ -157,7 +169,7 @@ def bench_real(num_condition_blocks: int = 12) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | conditions | fwd+bwd s | time / base | memory MiB | memory / base |", "|---|---|---|---|---|---|"]
+    lines = ["| model | conditions | fwd+bwd s (min) | time / base | memory MiB | memory / base |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['conditions']} | {r['seconds']:.4f} | {r['time_ratio']:.2f} | "
                      f"{r['memory_mib']:.2f} | {r['memory_ratio']:.2f} |")

@@ -75,3 +75,16 @@ def test_ddim_scheduler_and_conditions_matter():
     b = gen.generate(first, other, seed=0, num_inference_steps=2)
     assert type(gen.pipe.scheduler).__name__ == "CogVideoXDDIMScheduler"
     assert not np.array_equal(a, b)
+
+
+def test_infer_cli_writes_video_and_side_by_side(sample_dir, tmp_path):
+    from data_tools.video_io import read_video
+    from motion_gen.infer import main
+
+    main(["--config", TINY, "--conditions", sample_dir, "--out", str(tmp_path / "out"), "--steps", "1",
+          "--prompt", "a hand grasps an object"])
+    video = read_video(tmp_path / "out" / "video.mp4")
+    side = read_video(tmp_path / "out" / "side_by_side.mp4")
+    assert video.shape == (9, 32, 48, 3)
+    assert side.shape == (9, 32, 48 * 5, 3)  # 3 conditions | ground-truth video | generated
+    assert (tmp_path / "out" / "prompt.txt").read_text() == "a hand grasps an object\n"
