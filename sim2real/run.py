@@ -28,7 +28,7 @@ from data_tools.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
 from data_tools.config import load_config, to_dict
 from data_tools.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
-from data_tools.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.render import RenderConfig, render_trajectory
 from data_tools.video_io import read_image, resample_indices, write_image, write_video
 
 logger = logging.getLogger("sim2real.run")
