@@ -157,6 +157,8 @@ def main(argv=None) -> None:
     if state.num_processes > 1 and state.is_main_process and not args.no_merge:
         result["merge"] = merge_stores(find_shards(cfg.data.latents), cfg.data.latents)
     logger.info("%s", result)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
