@@ -37,22 +37,22 @@ def normalize_depth(
     stable in time); pixels outside ``mask`` (the seg mask's foreground) or equal to ``invalid_value``
     are black. ``near_is_bright`` matches disparity-like outputs such as DepthCrafter's.
     """
-    depth = np.asarray(depth, dtype=np.float64)
+    depth = np.asarray(depth)
     valid = np.isfinite(depth) & (depth != invalid_value)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != depth.shape:
             raise ValueError(f"mask shape {mask.shape} does not match depth shape {depth.shape}")
         valid &= mask
-    out = np.zeros(depth.shape, dtype=np.float64)
+    grey = np.zeros(depth.shape, dtype=np.uint8)
     if valid.any():
-        lo, hi = depth[valid].min(), depth[valid].max()
-        scaled = (depth - lo) / (hi - lo) if hi > lo else np.ones_like(depth)
-        if near_is_bright:
-            scaled = 1.0 - scaled if hi > lo else scaled
-        # valid pixels span [1/255, 1] so that the nearest/farthest never collapses onto the black background
-        out = np.where(valid, (1.0 + 254.0 * np.clip(scaled, 0, 1)) / 255.0, 0.0)
-    grey = np.round(out * 255).astype(np.uint8)
+        values = depth[valid].astype(np.float64)  # only the foreground is normalised
+        lo, hi = values.min(), values.max()
+        scaled = (values - lo) / (hi - lo) if hi > lo else np.ones_like(values)
+        if near_is_bright and hi > lo:
+            scaled = 1.0 - scaled
+        # valid pixels span [1, 255] so that the nearest/farthest never collapses onto the black background
+        grey[valid] = np.round(1.0 + 254.0 * np.clip(scaled, 0, 1)).astype(np.uint8)
     return colorize_depth(np.repeat(grey[..., None], 3, axis=-1), colormap)
 
 
@@ -63,10 +63,12 @@ def foreground_from_seg(seg_rgb: np.ndarray, threshold: int = 10) -> np.ndarray:
 
 def normals_to_rgb(normals: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Unit normals ``(..., 3)`` in [-1, 1] -> uint8 RGB ``(n + 1) / 2 * 255``; pixels outside ``mask`` black."""
-    normals = np.asarray(normals, dtype=np.float64)
+    normals = np.asarray(normals, dtype=np.float32)
     norm = np.linalg.norm(normals, axis=-1, keepdims=True)
     unit = np.divide(normals, norm, out=np.zeros_like(normals), where=norm > 0)
-    rgb = np.round((unit + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    unit += 1.0
+    unit *= 127.5
+    rgb = np.round(unit, out=unit).clip(0, 255).astype(np.uint8)
     if mask is not None:
         rgb[~np.asarray(mask, dtype=bool)] = 0
     return rgb
