@@ -10,8 +10,7 @@ import argparse
 import json
 import logging
 import os
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -19,25 +18,10 @@ from appearance_gen.config import load_appearance_config
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.pipeline import AppearancePipeline, predict_velocity
 from data_tools.atomic import write_json
+from data_tools.benchmark import median_time
 from data_tools.cli import setup_logging
 
 logger = logging.getLogger(__name__)
-
-
-def _timed(fn: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median seconds per call of ``fn``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def build_models(args, device: torch.device, dtype: torch.dtype):
@@ -119,12 +103,12 @@ def run(args) -> dict:
                "base_params_m": sum(p.numel() for p in transformer.parameters()) / 1e6,
                "controlnet_params_m": sum(p.numel() for p in nets.parameters()) / 1e6}
     with torch.no_grad():
-        results["base_forward_s"] = _timed(base_forward, device, args.warmup, args.repeats)
-        results["forward_s"] = _timed(full_forward, device, args.warmup, args.repeats)
-    results["base_train_step_s"] = _timed(base_train, device, args.warmup, args.repeats)
+        results["base_forward_s"] = median_time(base_forward, device, args.warmup, args.repeats)
+        results["forward_s"] = median_time(full_forward, device, args.warmup, args.repeats)
+    results["base_train_step_s"] = median_time(base_train, device, args.warmup, args.repeats)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    results["train_step_s"] = _timed(full_train, device, args.warmup, args.repeats)
+    results["train_step_s"] = median_time(full_train, device, args.warmup, args.repeats)
     if device.type == "cuda":
         results["train_peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     results["forward_ratio"] = results["forward_s"] / results["base_forward_s"]

@@ -14,7 +14,6 @@ import math
 import os
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset

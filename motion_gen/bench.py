@@ -21,6 +21,7 @@ import time
 import torch
 
 from data_tools.atomic import write_json
+from data_tools.benchmark import time_call
 from data_tools.cli import setup_logging
 from motion_gen.components import tiny_base_transformer
 from motion_gen.config import load_motion_config
@@ -72,16 +73,6 @@ def _step(model, kwargs, conditions):
     model.zero_grad(set_to_none=True)
 
 
-def _timed(device, fn) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def memory_mib(model, kwargs, conditions, device) -> float:
     """CPU: parameters + tensors saved for backward; CUDA: peak allocated during one fwd+bwd (MiB)."""
     if device.type == "cuda":
@@ -103,7 +94,7 @@ def measure_all(cases: list[tuple], repeats: int, device) -> list[dict]:
     times = [[] for _ in cases]
     for _ in range(repeats):
         for i, (model, kwargs, conds) in enumerate(cases):
-            times[i].append(_timed(device, lambda: _step(model, kwargs, conds)))
+            times[i].append(time_call(lambda: _step(model, kwargs, conds), device))
     return [{"seconds": min(t), "seconds_median": statistics.median(t),
              "memory_mib": memory_mib(m, k, c, device),
              "params_m": sum(p.numel() for p in m.parameters()) / 1e6} for t, (m, k, c) in zip(times, cases)]

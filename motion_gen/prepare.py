@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import types
 
 import torch

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from data_tools.errors import DataError
-from data_tools.evaluation import (Evaluator, MetricsConfig, load_run, results_markdown, run_from_filelists,
-                                   write_results)
+from data_tools.evaluation import (Evaluator, MetricsConfig, results_markdown, run_from_filelists)
 from data_tools.filelists import write_filelist
 from data_tools.hoi_dataset import write_split
 from data_tools.keypoints import draw_hand_keypoints_video

@@ -6,10 +6,9 @@ import sys
 import textwrap
 
 import pytest
-import torch
 
 from data_tools.errors import DataError
-from data_tools.training import (LoopConfig, OptimizerConfig, Trainer, TrainingSpec, latest_checkpoint,
+from data_tools.training import (LoopConfig, OptimizerConfig, Trainer, latest_checkpoint,
                                  list_checkpoints, loss_ratio, read_train_log)
 
 TOY = textwrap.dedent('''
