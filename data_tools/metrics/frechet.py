@@ -44,11 +44,11 @@ class FeatureStats:
 
 def _sqrtm_trace(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
     """Trace of scipy's principal square root of ``sigma1 @ sigma2``; ``eps`` on the diagonals if singular."""
-    root, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(root).all():
         logger.warning("singular covariance product; adding %g to the diagonals", eps)
         offset = np.eye(sigma1.shape[0]) * eps
-        root, _ = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset), disp=False)
+        root = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
             logger.warning("sqrtm has a significant imaginary part (max %.3g)", np.abs(root.imag).max())
