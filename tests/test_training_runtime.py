@@ -96,9 +96,9 @@ def test_errors(toy, tmp_path):
         p.requires_grad_(False)
     with pytest.raises(DataError, match="no trainable parameters"):
         Trainer(spec, toy.ToyData(), LoopConfig(output_dir=str(tmp_path), cpu=True), _optim()).train()
-    with pytest.raises(DataError, match="zero2_cpu.json: DeepSpeed training needs CUDA"):
+    with pytest.raises(DataError, match="zero2.json: DeepSpeed training needs CUDA"):
         Trainer(toy.ToySpec(), toy.ToyData(), LoopConfig(output_dir=str(tmp_path), cpu=True,
-                                                         deepspeed_config="configs/accelerate/zero2_cpu.json"),
+                                                         deepspeed_config="configs/accelerate/zero2.json"),
                 _optim()).train()
     with pytest.raises(DataError, match="not a complete checkpoint"):
         Trainer(toy.ToySpec(), toy.ToyData(), LoopConfig(output_dir=str(tmp_path), resume=str(tmp_path), cpu=True),
