@@ -380,6 +380,7 @@ class VAETrainConfig:
 
     num_frames: int = 9          # frames per sample (CogVideoX VAE); the image VAE draws one of them
     size: list[int] = dataclasses.field(default_factory=lambda: [96, 144])
+    crop: list[int] | None = None  # train on random crops of this size (the VAEs are convolutional; much cheaper)
     kl_weight: float = 1e-6
     video_fraction: float = 0.5  # share of samples that are "real" video (the rest: a random condition map)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
@@ -409,11 +410,11 @@ class ClipFrames(torch.utils.data.Dataset):
     item is the real video or, with probability ``1 - video_fraction``, one of its condition maps."""
 
     def __init__(self, root: str, split: str, num_frames: int, size, video_fraction: float, image: bool,
-                 seed: int = 0):
+                 seed: int = 0, crop=None):
         from data_tools.hoi_dataset import HOISplit
 
         self.split = HOISplit(root, split, ["hand_keypoints", "depth", "seg_mask"], num_frames, tuple(size))
-        self.video_fraction, self.image = video_fraction, image
+        self.video_fraction, self.image, self.crop = video_fraction, image, crop
         self.rng = np.random.default_rng(seed)
         self.cache: dict[int, np.ndarray] = {}
 
@@ -433,6 +434,11 @@ class ClipFrames(torch.utils.data.Dataset):
         streams = self.streams(index)
         which = 0 if self.rng.random() < self.video_fraction else int(self.rng.integers(1, len(streams)))
         frames = streams[which]
+        if self.crop:
+            h, w = self.crop
+            top = int(self.rng.integers(0, frames.shape[1] - h + 1))
+            left = int(self.rng.integers(0, frames.shape[2] - w + 1))
+            frames = frames[:, top:top + h, left:left + w]
         if self.image:
             return to_model_range(frames[int(self.rng.integers(len(frames)))])
         return to_model_range(frames).permute(1, 0, 2, 3)  # (3, T, H, W)
@@ -493,7 +499,7 @@ def latent_statistics(vae, dataset: ClipFrames, limit: int = 16) -> tuple[float,
     for i in range(min(limit, len(dataset))):
         frames = to_model_range(dataset.streams(i)[0])
         x = frames if dataset.image else frames.permute(1, 0, 2, 3)[None]
-        zs.append(vae.encode(x).latent_dist.mode().flatten())
+        zs.append(vae.encode(x).latent_dist.mode().flatten())  # full frames (ClipFrames.streams is uncropped)
     z = torch.cat(zs)
     return float(z.mean()), float(z.std())
 
@@ -533,7 +539,7 @@ def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
         frames = tcfg.num_frames
         report[f"{kind}_random_psnr"] = vae_psnr(vae.eval(), cfg.dataset, "test", frames, tcfg.size, image)
         if train:
-            data = ClipFrames(cfg.dataset, "train", frames, tcfg.size, tcfg.video_fraction, image, cfg.seed)
+            data = ClipFrames(cfg.dataset, "train", frames, tcfg.size, tcfg.video_fraction, image, cfg.seed, tcfg.crop)
             summary = train_vae(vae, data, tcfg)
             report[f"{kind}_train_steps"] = summary["step"]
             vae.eval()
@@ -591,7 +597,7 @@ def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> st
 
 
 # ------------------------------------------------------------------------------------------------ segmenter
-# Generated frames have no labels: a small pixel classifier (a few 3x3 convolutions, ~9x9 pixel context) fitted
+# Generated frames have no labels: a small pixel classifier (dilated 3x3 convolutions, 33x33 context) fitted
 # on the world's ground-truth frames and seg masks labels them background / hand / object, so the generated hand
 # and object regions can be compared with the conditioning seg mask (mask IoU).
 REGION_NAMES = ("background", "hand", "object")
@@ -606,13 +612,14 @@ def region_labels(seg_rgb: np.ndarray) -> np.ndarray:
 
 
 class PixelSegmenter(torch.nn.Module):
-    """Per-pixel background / hand / object classifier over a small neighbourhood."""
+    """Per-pixel background / hand / object classifier: 3x3 convolutions with growing dilation (1, 2, 4, 8, 1:
+    a 33x33 pixel context, enough to tell a skin-coloured hand from the wooden table by its shape)."""
 
-    def __init__(self, channels: int = 24, layers: int = 4):
+    def __init__(self, channels: int = 32, dilations: Sequence[int] = (1, 2, 4, 8, 1)):
         super().__init__()
         convs, c_in = [], 3
-        for _ in range(layers):
-            convs += [torch.nn.Conv2d(c_in, channels, 3, padding=1), torch.nn.GELU()]
+        for d in dilations:
+            convs += [torch.nn.Conv2d(c_in, channels, 3, padding=d, dilation=d), torch.nn.GELU()]
             c_in = channels
         self.body = torch.nn.Sequential(*convs, torch.nn.Conv2d(channels, len(REGION_NAMES), 1))
 
@@ -755,6 +762,11 @@ def ablation_markdown(eval_dir: str) -> str:
     if os.path.isfile(seg_path):
         with open(seg_path, encoding="utf-8") as f:
             seg = {r["label"]: r for r in json.load(f)}
+    for r in rows:  # what the model read (a run may load a condition only to give the clip its shape)
+        run_json = os.path.join(eval_dir, r["label"], "run.json")
+        if os.path.isfile(run_json):
+            with open(run_json, encoding="utf-8") as f:
+                r["conditions"] = json.load(f).get("generator_conditions", r.get("conditions", []))
     names = [c for c in CONDITION_NAMES if any(c in r.get("conditions", []) for r in rows)]
     fmt = lambda v, d: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"  # noqa: E731
     header = ["Run", *names, "PSNR ↑", "SSIM ↑", "IoU hand ↑", "IoU object ↑", "IoU fg ↑", "N"]
@@ -767,6 +779,30 @@ def ablation_markdown(eval_dir: str) -> str:
                  fmt(iou_row.get("iou_object"), 3), fmt(iou_row.get("iou_foreground"), 3), str(r.get("num_samples", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def appearance_report(config: str, root: str, split: str, size, segmenter: PixelSegmenter,
+                      runs: dict[str, Sequence[str]], seed: int = 0, limit: int | None = None) -> list[dict]:
+    """First frames of the appearance stage on a split: PSNR / SSIM against the real first frame and region IoU
+    of the generated frame against its seg mask, for each ``{label: config overrides}`` run."""
+    from appearance_gen.generator import AppearanceGenerator
+    from data_tools.hoi_dataset import HOISplit
+    from data_tools.metrics.image_metrics import psnr, ssim
+
+    rows = []
+    for label, overrides in runs.items():
+        gen = AppearanceGenerator.load(config, list(overrides), device="cpu")
+        ds = HOISplit(root, split, gen.condition_names, 1, tuple(size))
+        per = []
+        for i in tqdm(range(len(ds) if limit is None else min(limit, len(ds))), desc=f"appearance [{label}]"):
+            bundle = ds[i]
+            image = gen.generate(bundle, [seed])[0]
+            real = bundle.video[0]
+            score = region_iou(segmenter.predict(image[None]), region_labels(bundle.conditions["seg_mask"][:1]))
+            per.append({"psnr": float(psnr(image, real)), "ssim": float(ssim(image, real)), **score})
+        rows.append({"label": label, "conditions": gen.condition_names, "num_samples": len(per),
+                     **{k: float(np.nanmean([p[k] for p in per])) for k in per[0]}})
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -811,6 +847,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     tb = sub.add_parser("table", help="the ablation table (markdown) of an evaluation folder")
     tb.add_argument("--eval-dir", default="outputs/toy_world/eval")
     tb.add_argument("-v", "--verbose", action="store_true")
+    ap = sub.add_parser("appearance-eval", help="first frames of the appearance stage on the held-out split: "
+                                                 "PSNR/SSIM vs the real frame, region IoU vs the seg mask")
+    ap.add_argument("--config", default="configs/appearance/toy_world.yaml")
+    ap.add_argument("--root", default="outputs/toy_world/processed")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
+    ap.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
+    ap.add_argument("--out", default="outputs/toy_world/eval_appearance.json")
+    ap.add_argument("-v", "--verbose", action="store_true")
     ss = sub.add_parser("subset-latents", help="a motion latent store for a subset of a store's conditions")
     ss.add_argument("source", help="store written by motion_gen.prepare")
     ss.add_argument("dest")
@@ -847,6 +892,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = ablation_markdown(args.eval_dir)
         write_text(os.path.join(args.eval_dir, "ablation.md"), table)
         print(table)
+    elif args.command == "appearance-eval":
+        runs = {"untrained branches": ["model.controlnet_path=null"], "trained branches": []}
+        rows = appearance_report(args.config, args.root, args.split, args.size, load_segmenter(args.segmenter), runs)
+        write_json(args.out, rows)
+        for row in rows:
+            logger.info("%s", row)
     elif args.command == "subset-latents":
         logger.info("wrote %s", subset_latents(args.source, args.dest, args.conditions))
     elif args.command == "seg-iou":

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The toy-scale ablation on the held-out trajectories (after toy_world_train.sh): generate with each condition
+# set's model, PSNR/SSIM vs ground truth (motion_gen.evaluate), a "hold the first frame" floor, mask IoU of the
+# generated hand/object regions (the world's pixel segmenter) vs the conditioning seg mask, one table.
+set -euo pipefail
+source "$(dirname "$0")/_setup.sh" ""
+cd "$PAM_ROOT"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # faster than 2 on the shared 2-core machine
+out=outputs/toy_world/eval
+python -m motion_gen.evaluate --config configs/toy_world/eval.yaml --stage generate "$@"
+python -m data_tools.toy_world copy-baseline --eval-dir $out
+python -m motion_gen.evaluate --config configs/toy_world/eval.yaml --stage metrics
+python -m data_tools.toy_world seg-iou $out/*/ --out $out/seg_iou.json
+python -m data_tools.toy_world table --eval-dir $out
