@@ -552,24 +552,21 @@ def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
             report[f"{kind}_latent_factors"] = factors
         vaes[kind] = vae.eval()
         logger.info("%s VAE: %s", kind, {k: v for k, v in report.items() if k.startswith(kind)})
-    motion = os.path.join(cfg.out, "motion_base")
     torch.manual_seed(cfg.seed + 2)
-    CogVideoXTransformer3DModel(**cfg.motion_transformer).save_pretrained(os.path.join(motion, "transformer"))
-    vaes["motion"].save_pretrained(os.path.join(motion, "vae"))
-    t5.save_pretrained(os.path.join(motion, "text_encoder"))
-    t5_tok.save_pretrained(os.path.join(motion, "tokenizer"))
-    CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER).save_pretrained(os.path.join(motion, "scheduler"))
-    appearance = os.path.join(cfg.out, "appearance_base")
+    motion_transformer = CogVideoXTransformer3DModel(**cfg.motion_transformer)
     torch.manual_seed(cfg.seed + 3)
-    FluxTransformer2DModel(**cfg.appearance_transformer).save_pretrained(os.path.join(appearance, "transformer"))
-    vaes["appearance"].save_pretrained(os.path.join(appearance, "vae"))
-    clip.save_pretrained(os.path.join(appearance, "text_encoder"))
-    clip_tok.save_pretrained(os.path.join(appearance, "tokenizer"))
-    t5.save_pretrained(os.path.join(appearance, "text_encoder_2"))
-    t5_tok.save_pretrained(os.path.join(appearance, "tokenizer_2"))
-    FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-                                    base_image_seq_len=256, max_image_seq_len=4096).save_pretrained(
-        os.path.join(appearance, "scheduler"))
+    flux_transformer = FluxTransformer2DModel(**cfg.appearance_transformer)
+    flux_scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                     max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+    folders = {
+        "motion_base": {"transformer": motion_transformer, "vae": vaes["motion"], "text_encoder": t5,
+                        "tokenizer": t5_tok, "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)},
+        "appearance_base": {"transformer": flux_transformer, "vae": vaes["appearance"], "text_encoder": clip,
+                            "tokenizer": clip_tok, "text_encoder_2": t5, "tokenizer_2": t5_tok,
+                            "scheduler": flux_scheduler}}
+    for folder, parts in folders.items():
+        for sub, part in parts.items():
+            part.save_pretrained(os.path.join(cfg.out, folder, sub))
     write_json(os.path.join(cfg.out, "vae_report.json"), report)
     return report
 
@@ -594,6 +591,68 @@ def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> st
     meta = {**meta, "condition_names": list(condition_names), "subset_of": os.path.abspath(source)}
     write_json(os.path.join(dest, STORE_FILE), {"format": FORMAT, "meta": meta})
     return dest
+
+
+def joint_base(init_base: str, base_out: str) -> str:
+    """A FLUX base folder ``base_out`` whose components are relative symlinks to ``init_base``'s, except a copy of
+    its transformer (which the joint training replaces)."""
+    import shutil
+
+    os.makedirs(base_out, exist_ok=True)
+    for name in sorted(os.listdir(init_base)):
+        target = os.path.join(base_out, name)
+        if name == "transformer":
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(os.path.join(init_base, name), target)
+        elif not os.path.lexists(target):
+            os.symlink(os.path.relpath(os.path.join(init_base, name), base_out), target)
+    return base_out
+
+
+def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_out: str | None = None,
+                        init_base: str | None = None) -> dict:
+    """Train the toy FLUX base transformer jointly with the two ControlNet branches (the normal appearance
+    training spec and loss, with the base unfrozen): a frozen *random* base cannot be steered by the branches
+    (measured, docs/benchmarks.md), a real FLUX is pretrained. With ``init_base``, ``base_out`` is first made
+    from it (``joint_base``) and used as ``model.base_path``. Writes the branches to ``<output_dir>/final``, the
+    transformer to ``<output_dir>/final/transformer`` and into ``base_out``/transformer when given."""
+    from appearance_gen.config import load_appearance_config
+    from appearance_gen.train import AppearanceTrainingSpec, frame_dataset, validation_bundles
+    from data_tools.config import to_dict
+
+    class JointSpec(AppearanceTrainingSpec):
+        def __init__(self, cfg, val_bundles):
+            super().__init__(cfg, val_bundles)
+            self.components.transformer.float().requires_grad_(True).train()
+            self.joint = torch.nn.ModuleDict({"controlnets": self.controlnets,
+                                              "transformer": self.components.transformer})
+
+        def trainable_module(self):
+            return self.joint
+
+        def compute_loss(self, model, batch, accelerator):
+            return super().compute_loss(model["controlnets"], batch, accelerator)
+
+        def validate(self, model, accelerator, step, output_dir):
+            super().validate(model["controlnets"], accelerator, step, output_dir)
+
+        def save_weights(self, model, output_dir):
+            model["controlnets"].save_pretrained(output_dir, safe_serialization=True)
+            model["transformer"].save_pretrained(os.path.join(output_dir, "transformer"), safe_serialization=True)
+
+    overrides = list(overrides)
+    if init_base and base_out:
+        overrides.append(f"model.base_path={joint_base(init_base, base_out)}")
+    cfg = load_appearance_config(config_path, overrides)
+    summary = Trainer(JointSpec(cfg, validation_bundles(cfg)), frame_dataset(cfg, cfg.data.split), cfg.train.loop,
+                      cfg.train.optim, {"appearance": to_dict(cfg), "joint_base_training": True}).train()
+    if base_out:
+        import shutil
+
+        target = os.path.join(base_out, "transformer")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(os.path.join(summary["final_dir"], "transformer"), target)
+    return summary
 
 
 # ------------------------------------------------------------------------------------------------ segmenter
@@ -781,16 +840,16 @@ def ablation_markdown(eval_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def appearance_report(config: str, root: str, split: str, size, segmenter: PixelSegmenter,
-                      runs: dict[str, Sequence[str]], seed: int = 0, limit: int | None = None) -> list[dict]:
+def appearance_report(runs: dict[str, tuple[str, Sequence[str]]], root: str, split: str, size,
+                      segmenter: PixelSegmenter, seed: int = 0, limit: int | None = None) -> list[dict]:
     """First frames of the appearance stage on a split: PSNR / SSIM against the real first frame and region IoU
-    of the generated frame against its seg mask, for each ``{label: config overrides}`` run."""
+    of the generated frame against its seg mask, for each ``{label: (config path, overrides)}`` run."""
     from appearance_gen.generator import AppearanceGenerator
     from data_tools.hoi_dataset import HOISplit
     from data_tools.metrics.image_metrics import psnr, ssim
 
     rows = []
-    for label, overrides in runs.items():
+    for label, (config, overrides) in runs.items():
         gen = AppearanceGenerator.load(config, list(overrides), device="cpu")
         ds = HOISplit(root, split, gen.condition_names, 1, tuple(size))
         per = []
@@ -847,9 +906,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     tb = sub.add_parser("table", help="the ablation table (markdown) of an evaluation folder")
     tb.add_argument("--eval-dir", default="outputs/toy_world/eval")
     tb.add_argument("-v", "--verbose", action="store_true")
+    pa = sub.add_parser("pretrain-appearance", help="train the toy FLUX base jointly with the ControlNet branches")
+    pa.add_argument("--config", default="configs/appearance/toy_world.yaml")
+    pa.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    pa.add_argument("--base-out", default=None, help="FLUX base folder whose transformer/ gets the trained one")
+    pa.add_argument("--init-base", default=None, help="make --base-out from this base (random toy FLUX) first")
+    pa.add_argument("-v", "--verbose", action="store_true")
     ap = sub.add_parser("appearance-eval", help="first frames of the appearance stage on the held-out split: "
                                                  "PSNR/SSIM vs the real frame, region IoU vs the seg mask")
-    ap.add_argument("--config", default="configs/appearance/toy_world.yaml")
+    ap.add_argument("--config", nargs="+", default=["configs/appearance/toy_world.yaml",
+                                                    "configs/appearance/toy_world_joint.yaml"],
+                    help="appearance configs, one row each (plus the first one with untrained branches)")
     ap.add_argument("--root", default="outputs/toy_world/processed")
     ap.add_argument("--split", default="test")
     ap.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
@@ -892,9 +959,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = ablation_markdown(args.eval_dir)
         write_text(os.path.join(args.eval_dir, "ablation.md"), table)
         print(table)
+    elif args.command == "pretrain-appearance":
+        summary = pretrain_appearance(args.config, args.set, args.base_out, args.init_base)
+        logger.info("trained to step %d; weights in %s", summary["step"], summary["final_dir"])
     elif args.command == "appearance-eval":
-        runs = {"untrained branches": ["model.controlnet_path=null"], "trained branches": []}
-        rows = appearance_report(args.config, args.root, args.split, args.size, load_segmenter(args.segmenter), runs)
+        runs = {"untrained branches": (args.config[0], ["model.controlnet_path=null"])}
+        runs.update({os.path.splitext(os.path.basename(c))[0]: (c, []) for c in args.config})
+        rows = appearance_report(runs, args.root, args.split, args.size, load_segmenter(args.segmenter))
         write_json(args.out, rows)
         for row in rows:
             logger.info("%s", row)

@@ -12,3 +12,5 @@ python -m data_tools.toy_world copy-baseline --eval-dir $out
 python -m motion_gen.evaluate --config configs/toy_world/eval.yaml --stage metrics
 python -m data_tools.toy_world seg-iou $out/*/ --out $out/seg_iou.json
 python -m data_tools.toy_world table --eval-dir $out
+# appearance stage: first frames of the held-out clips (random base + untrained / trained branches, joint base)
+python -m data_tools.toy_world appearance-eval --out $out/appearance.json

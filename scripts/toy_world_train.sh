@@ -3,6 +3,7 @@
 # toy base folders (VAEs trained here), the region segmenter, the appearance ControlNets and one motion model per
 # condition set of the ablation (none / depth / seg_mask / hand_keypoints / all three). Seeded; resumable.
 # The demo's checkpoints are copied to assets/toy_world/. Usage: scripts/toy_world_train.sh [motion steps]
+# (the run in docs/benchmarks.md: motion 1200 steps per set, appearance 3000 + joint 2000)
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh" ""
 cd "$PAM_ROOT"
@@ -26,8 +27,12 @@ for name in all none depth seg_mask hand_keypoints; do
   python -m motion_gen.train --config $motion model.transformer=null "model.condition_names=$conds" \
     data.latents=$out/motion/latents_$name train.loop.output_dir=$out/motion/$name ${steps:+train.loop.max_steps=$steps}
 done
+# appearance: the normal training (branches on the frozen random base), then the toy base trained jointly with them
 python -m appearance_gen.train --config configs/appearance/toy_world.yaml --set model.controlnet_path=null
-mkdir -p assets/toy_world
-rm -rf assets/toy_world/motion_all assets/toy_world/appearance
+python -m data_tools.toy_world pretrain-appearance --config configs/appearance/toy_world_joint.yaml \
+  --set model.controlnet_path=null --init-base assets/toy_world/appearance_base \
+  --base-out assets/toy_world/appearance_joint_base
+rm -rf assets/toy_world/motion_all assets/toy_world/appearance_joint
 cp -r $out/motion/all/final assets/toy_world/motion_all
-cp -r $out/appearance/final assets/toy_world/appearance
+cp -r $out/appearance_joint/final assets/toy_world/appearance_joint
+rm -rf assets/toy_world/appearance_joint/transformer   # already in appearance_joint_base/
