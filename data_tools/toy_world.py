@@ -403,6 +403,7 @@ class BasesConfig:
     clip_max_length: int = 32
     motion_vae_train: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)
     appearance_vae_train: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)
+    decoder_finetune: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)  # finetune-decoder
 
 
 class ClipFrames(torch.utils.data.Dataset):
@@ -445,13 +446,19 @@ class ClipFrames(torch.utils.data.Dataset):
 
 
 class VAESpec(TrainingSpec):
-    """Reconstruction (MSE) + ``kl_weight`` KL of a diffusers VAE (single process)."""
+    """Reconstruction (MSE) + ``kl_weight`` KL of a diffusers VAE (single process); ``decoder_only`` freezes the
+    encoder (latents already computed with it stay valid)."""
 
-    def __init__(self, vae, kl_weight: float):
-        self.vae, self.kl_weight = vae, kl_weight
+    def __init__(self, vae, kl_weight: float, decoder_only: bool = False):
+        self.vae, self.kl_weight, self.decoder_only = vae, kl_weight, decoder_only
 
     def trainable_module(self) -> torch.nn.Module:
-        return self.vae.train().requires_grad_(True)
+        self.vae.train().requires_grad_(True)
+        if self.decoder_only:
+            self.vae.encoder.requires_grad_(False)
+            if getattr(self.vae, "quant_conv", None) is not None:
+                self.vae.quant_conv.requires_grad_(False)
+        return self.vae
 
     def compute_loss(self, model, batch, accelerator) -> torch.Tensor:
         x = batch.to(accelerator.device)
@@ -461,10 +468,28 @@ class VAESpec(TrainingSpec):
         return torch.nn.functional.mse_loss(recon, x) + self.kl_weight * posterior.kl().mean()
 
 
-def train_vae(vae, dataset: ClipFrames, cfg: VAETrainConfig) -> dict:
+def train_vae(vae, dataset: ClipFrames, cfg: VAETrainConfig, decoder_only: bool = False) -> dict:
     """Train ``vae`` in place with the shared ``Trainer``; returns its summary."""
-    return Trainer(VAESpec(vae, cfg.kl_weight), dataset, cfg.loop, cfg.optim,
-                   {"vae_train": dataclasses.asdict(cfg)}).train()
+    return Trainer(VAESpec(vae, cfg.kl_weight, decoder_only), dataset, cfg.loop, cfg.optim,
+                   {"vae_train": dataclasses.asdict(cfg), "decoder_only": decoder_only}).train()
+
+
+def finetune_decoder(vae_dir: str, kind: str, dataset: str, cfg: VAETrainConfig) -> dict:
+    """Train the decoder of a saved toy VAE further (encoder, latents and scaling factors unchanged) and save it
+    back; returns the held-out reconstruction PSNR before and after."""
+    from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
+
+    image = kind == "appearance"
+    vae = (AutoencoderKL if image else AutoencoderKLCogVideoX).from_pretrained(vae_dir)
+    before = vae_psnr(vae.eval(), dataset, "test", cfg.num_frames, cfg.size, image)
+    data = ClipFrames(dataset, "train", cfg.num_frames, cfg.size, cfg.video_fraction, image, 0, cfg.crop)
+    summary = train_vae(vae, data, cfg, decoder_only=True)
+    after = vae_psnr(vae.eval(), dataset, "test", cfg.num_frames, cfg.size, image)
+    vae.save_pretrained(vae_dir)
+    report = {f"{kind}_decoder_psnr_before": before, f"{kind}_decoder_psnr_after": after,
+              f"{kind}_decoder_steps": summary["step"]}
+    logger.info("%s", report)
+    return report
 
 
 @torch.no_grad()
@@ -884,6 +909,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bases.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     bases.add_argument("--random-vae", action="store_true", help="keep the VAEs random (no training)")
     bases.add_argument("-v", "--verbose", action="store_true")
+    fd = sub.add_parser("finetune-decoder", help="train a saved toy VAE's decoder further (latents stay valid)")
+    fd.add_argument("--config", default="configs/toy_world/bases.yaml")
+    fd.add_argument("--kind", choices=("motion", "appearance"), default="motion")
+    fd.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    fd.add_argument("--again", action="store_true", help="fine-tune even if the report says it was done")
+    fd.add_argument("-v", "--verbose", action="store_true")
     fit = sub.add_parser("fit-segmenter", help="fit the background/hand/object pixel classifier on real frames")
     fit.add_argument("--root", required=True, help="processed toy-world dataset")
     fit.add_argument("--out", default="assets/toy_world/segmenter.safetensors")
@@ -944,6 +975,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "bases":
         report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae)
         logger.info("VAE reconstruction PSNR (test split): %s", report)
+    elif args.command == "finetune-decoder":
+        cfg = load_config(BasesConfig, args.config, args.set)
+        path = os.path.join(cfg.out, "vae_report.json")
+        with open(require_file(path, "VAE report of the bases"), encoding="utf-8") as f:
+            previous = json.load(f)
+        if f"{args.kind}_decoder_steps" in previous and not args.again:
+            logger.info("%s decoder already fine-tuned (%s); --again to train it further", args.kind, path)
+        else:
+            vae_dir = os.path.join(cfg.out, f"{args.kind}_base", "vae")
+            write_json(path, {**previous, **finetune_decoder(vae_dir, args.kind, cfg.dataset, cfg.decoder_finetune)})
     elif args.command == "fit-segmenter":
         size = args.size
         frames, labels = split_frames(args.root, "train", size)

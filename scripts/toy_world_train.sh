@@ -12,6 +12,7 @@ steps="${1:-}"
 out=outputs/toy_world
 motion=configs/motion/toy_world.yaml
 [ -f assets/toy_world/motion_base/vae/config.json ] || python -m data_tools.toy_world bases --config configs/toy_world/bases.yaml
+python -m data_tools.toy_world finetune-decoder --kind motion   # decoder only: latents unchanged; once
 [ -f assets/toy_world/segmenter.safetensors ] || python -m data_tools.toy_world fit-segmenter --root $out/processed \
   --size 64x96 --out assets/toy_world/segmenter.safetensors
 # motion: encode the clips once (all three conditions), the other sets reuse those latents

@@ -1,6 +1,8 @@
 """End-to-end demo on the built-in procedural sample: a procedural hand grasps a built-in object (pose), the CPU
 renderer turns it into condition maps (sim folder + mp4s), then the tiny appearance and motion models make the
 first frame and the video (``sim2real.run``). Needs no MANO file, no weights and no ../shared folder.
+``scripts/demo.sh`` runs it with the models trained on the procedural HOI world (``configs/sim2real/toy_world.yaml``,
+checkpoints in ``assets/toy_world/``, rendered as that world: 96x144, camera at 0.37 m; docs/toy_world.md).
 
 If the appearance or motion package cannot be imported, it warns and only writes the rendered conditions and
 their contact sheet.
@@ -33,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=240, help="render height (default: 240)")
     parser.add_argument("--width", type=int, default=360, help="render width (default: 360)")
     parser.add_argument("--seed", type=int, default=0, help="trajectory jitter seed")
+    parser.add_argument("--camera-distance", type=float, default=None,
+                        help="camera distance in metres (default: the grasp generator's)")
     parser.add_argument("--config", default="configs/sim2real/tiny.yaml", help="sim2real config")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="sim2real config overrides")
     parser.add_argument("--sample-dir", default=None,
@@ -59,7 +63,8 @@ def main(argv=None) -> int:
     hand = load_hand_model(args.mano)
     logger.info("[1/3] pose: %s hand grasps '%s' (%d frames)", hand.data.name, args.object, args.frames)
     traj = generate_grasp_trajectory(hand, resolve_object(args.object), args.object, args.frames, args.height,
-                                     args.width, seed=args.seed, name=name)
+                                     args.width, seed=args.seed, name=name,
+                                     **({"camera_distance": args.camera_distance} if args.camera_distance else {}))
     traj_path = save_trajectory(traj, os.path.join(args.out, f"{name}.npz"))
     logger.info("[2/3] render: %dx%d conditions", args.height, args.width)
     render_cfg = RenderConfig(height=args.height, width=args.width, fps=traj.fps)

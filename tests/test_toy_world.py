@@ -133,3 +133,41 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit):
         tw.main(["--help"])
     assert "generate" in capsys.readouterr().out
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASSETS = os.path.join(REPO, "assets", "toy_world")
+
+
+@pytest.fixture(scope="module")
+def world_bundle():
+    """A fresh scene (seed outside the training set) rendered like the world, at the models' 9 x 64 x 96."""
+    config = tw.ToyWorldConfig(num_frames=9)
+    scene = tw.sample_scene(99_999, config)
+    frames = tw.render_real(scene, config)
+    bundle = render_trajectory(scene.trajectory, RenderConfig(height=96, width=144), progress=False)
+    bundle.video = np.stack([f.rgb for f in frames])
+    return bundle.resampled(9, (64, 96), "crop")
+
+
+def test_committed_segmenter_labels_a_new_scene(world_bundle):
+    if not os.path.isfile(os.path.join(ASSETS, "segmenter.safetensors")):
+        pytest.skip("assets/toy_world/segmenter.safetensors is absent")
+    net = tw.load_segmenter(os.path.join(ASSETS, "segmenter.safetensors"))
+    score = tw.region_iou(net.predict(world_bundle.video), tw.region_labels(world_bundle.conditions["seg_mask"]))
+    assert score["iou_foreground"] > 0.6
+
+
+def test_committed_checkpoints_run_the_demo_configs(world_bundle, monkeypatch):
+    from appearance_gen.generator import AppearanceGenerator
+    from motion_gen.generator import MotionGenerator
+
+    if not os.path.isdir(os.path.join(ASSETS, "motion_all")):
+        pytest.skip("assets/toy_world/motion_all is absent")
+    monkeypatch.chdir(REPO)  # the configs name repo-relative paths
+    appearance = AppearanceGenerator.load("configs/appearance/toy_world_joint.yaml", device="cpu")
+    first = appearance.generate(world_bundle, [0], num_inference_steps=2)[0]
+    motion = MotionGenerator.load("configs/motion/toy_world.yaml", device="cpu")
+    video = motion.generate(first, world_bundle, num_inference_steps=2)
+    assert first.shape == (64, 96, 3) and video.shape == (9, 64, 96, 3)
+    assert motion.condition_names == ["hand_keypoints", "depth", "seg_mask"]
