@@ -36,10 +36,10 @@ from data_tools.atomic import atomic_path, write_json, write_text
 from data_tools.camera import Camera, look_at, rotation_matrix
 from data_tools.errors import DataError, require_file
 from data_tools.geometry_maps import rgb_to_normals
+from data_tools.metrics.segmentation import iou
 from data_tools.objects import BUILTIN_OBJECTS, ObjectMesh, builtin_object, corner_normals
 from data_tools.procedural_hand import procedural_hand
 from data_tools.render import Part, RenderConfig, render_parts
-from data_tools.metrics.segmentation import iou
 from data_tools.segmentation import BACKGROUND_CLASS, DEXYCB_HAND_LABEL, HAND_CLASS, classes_from_colors
 from data_tools.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
 from data_tools.trajectory import Trajectory, generate_grasp_trajectory, save_trajectory
