@@ -75,10 +75,11 @@ class ConditionBundle:
     # ----------------------------------------------------------------- shape
     @property
     def shape(self) -> tuple[int, int, int]:
-        """Common ``(T, H, W)`` of the condition videos."""
-        first = next(iter(self.conditions.values()), None)
+        """Common ``(T, H, W)`` of the bundle's videos (conditions, else the ground-truth video, else extras)."""
+        videos = [*self.conditions.values(), self.video, *self.extras.values()]
+        first = next((v for v in videos if v is not None), None)
         if first is None:
-            raise DataError(None, f"bundle '{self.name}' has no conditions")
+            raise DataError(None, f"bundle '{self.name}' has no videos, so it has no (T, H, W)")
         return tuple(first.shape[:3])
 
     @property

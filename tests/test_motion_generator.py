@@ -88,3 +88,17 @@ def test_infer_cli_writes_video_and_side_by_side(sample_dir, tmp_path):
     assert video.shape == (9, 32, 48, 3)
     assert side.shape == (9, 32, 48 * 5, 3)  # 3 conditions | ground-truth video | generated
     assert (tmp_path / "out" / "prompt.txt").read_text() == "a hand grasps an object\n"
+
+
+def test_condition_free_model_takes_a_bundle_with_only_the_video():
+    """The ablation's "none" model: the bundle carries no condition, its (T, H, W) comes from the video."""
+    torch.manual_seed(0)
+    plain = MotionGenerator.load(TINY, overrides=["model.condition_names=[]"])
+    assert plain.condition_names == []
+    video = np.zeros((9, 32, 48, 3), np.uint8)
+    bundle = ConditionBundle({}, prompt="a hand", video=video)
+    assert bundle.shape == (9, 32, 48)
+    out = plain.generate(video[0], bundle, num_inference_steps=1)
+    assert out.shape == (9, 32, 48, 3)
+    with pytest.raises(DataError, match="has no videos"):
+        ConditionBundle({}).shape  # noqa: B018
