@@ -8,9 +8,9 @@ cd "$PAM_ROOT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # faster than 2 on the shared 2-core machine
 out=outputs/toy_world/eval
 python -m motion_gen.evaluate --config configs/toy_world/eval.yaml --stage generate "$@"
-python -m data_tools.toy_world copy-baseline --eval-dir $out
+python -m sim2real.toy_world copy-baseline --eval-dir $out
 python -m motion_gen.evaluate --config configs/toy_world/eval.yaml --stage metrics
-python -m data_tools.toy_world seg-iou $out/*/ --out $out/seg_iou.json
-python -m data_tools.toy_world table --eval-dir $out
+python -m sim2real.toy_world seg-iou $out/*/ --out $out/seg_iou.json
+python -m sim2real.toy_world table --eval-dir $out
 # appearance stage: first frames of the held-out clips (random base + untrained / trained branches, joint base)
-python -m data_tools.toy_world appearance-eval --out $out/appearance.json
+python -m sim2real.toy_world appearance-eval --out $out/appearance.json

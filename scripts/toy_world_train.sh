@@ -11,9 +11,9 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # faster than 2 on the shared 2-
 steps="${1:-}"
 out=outputs/toy_world
 motion=configs/motion/toy_world.yaml
-[ -f assets/toy_world/motion_base/vae/config.json ] || python -m data_tools.toy_world bases --config configs/toy_world/bases.yaml
-python -m data_tools.toy_world finetune-decoder --kind motion   # decoder only: latents unchanged; once
-[ -f assets/toy_world/segmenter.safetensors ] || python -m data_tools.toy_world fit-segmenter --root $out/processed \
+[ -f assets/toy_world/motion_base/vae/config.json ] || python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml
+python -m sim2real.toy_world finetune-decoder --kind motion   # decoder only: latents unchanged; once
+[ -f assets/toy_world/segmenter.safetensors ] || python -m sim2real.toy_world fit-segmenter --root $out/processed \
   --size 64x96 --out assets/toy_world/segmenter.safetensors
 # motion: encode the clips once (all three conditions), the other sets reuse those latents
 python -m motion_gen.prepare --config $motion model.transformer=null data.latents=$out/motion/latents_all
@@ -22,7 +22,7 @@ declare -A sets=([none]="[]" [depth]="[depth]" [seg_mask]="[seg_mask]" [hand_key
 for name in all none depth seg_mask hand_keypoints; do
   conds="${sets[$name]}"
   if [ "$name" != all ]; then
-    python -m data_tools.toy_world subset-latents $out/motion/latents_all $out/motion/latents_$name \
+    python -m sim2real.toy_world subset-latents $out/motion/latents_all $out/motion/latents_$name \
       --conditions $(echo "$conds" | tr -d '[]' | tr ',' ' ')
   fi
   python -m motion_gen.train --config $motion model.transformer=null "model.condition_names=$conds" \
@@ -30,7 +30,7 @@ for name in all none depth seg_mask hand_keypoints; do
 done
 # appearance: the normal training (branches on the frozen random base), then the toy base trained jointly with them
 python -m appearance_gen.train --config configs/appearance/toy_world.yaml --set model.controlnet_path=null
-python -m data_tools.toy_world pretrain-appearance --config configs/appearance/toy_world_joint.yaml \
+python -m sim2real.toy_world pretrain-appearance --config configs/appearance/toy_world_joint.yaml \
   --set model.controlnet_path=null --init-base assets/toy_world/appearance_base \
   --base-out assets/toy_world/appearance_joint_base
 rm -rf assets/toy_world/motion_all assets/toy_world/appearance_joint

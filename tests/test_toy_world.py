@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from data_tools import toy_world as tw
+from data_tools.metrics import regions
+from sim2real import toy_world as toy_training
 from data_tools.datasets.dexycb import convert_dexycb, discover
 from data_tools.errors import DataError
 from data_tools.filelists import read_filelist
@@ -51,8 +53,8 @@ def test_scene_is_deterministic_and_richer_than_the_condition_render(scene, fram
     assert frames[0].rgb.shape == (48, 72, 3) and len(frames) == 5
     plain = render_trajectory(scene.trajectory, RenderConfig(height=48, width=72), progress=False)
     # same geometry (identical seg masks), different appearance (textured, lit)
-    seg_plain = tw.region_labels(plain.conditions["seg_mask"])
-    seg_real = tw.region_labels(colorize_classes(np.stack([f.classes for f in frames])))
+    seg_plain = regions.region_labels(plain.conditions["seg_mask"])
+    seg_real = regions.region_labels(colorize_classes(np.stack([f.classes for f in frames])))
     assert np.array_equal(seg_plain, seg_real)
     rgb = np.stack([f.rgb for f in frames]).astype(float)
     assert np.abs(rgb - plain.extras["rgb"]).mean() > 10
@@ -86,7 +88,7 @@ def test_written_sequences_convert_with_the_dexycb_converter(tmp_path):
     seq_dir = os.path.join(raw, *clip.split("/")[:2])
     labels = np.stack([np.load(os.path.join(seq_dir, tw.SERIAL, f"labels_{t:06d}.npz"))["seg"] for t in range(5)])
     seg = read_video(os.path.join(clip_dir, "seg_mask.mp4"), interpolation="nearest")
-    got, want = tw.region_labels(seg), tw.region_labels(colorize_dexycb_labels(labels))
+    got, want = regions.region_labels(seg), regions.region_labels(colorize_dexycb_labels(labels))
     assert (got == want).mean() > 0.97
     assert "lifts it" in read_filelist(os.path.join(out, "filelists", "test", "prompt.txt"))[0]
     # resumable: a second run keeps the finished sequences untouched
@@ -99,40 +101,44 @@ def test_subset_latents(tmp_path):
     src = str(tmp_path / "all")
     writer = LatentStoreWriter(src, {"condition_names": ["hand_keypoints", "depth"], "num_frames": 9})
     writer.write("a", {"video": torch.ones(2), "cond/depth": torch.zeros(2), "cond/hand_keypoints": torch.ones(1)})
-    dest = tw.subset_latents(src, str(tmp_path / "depth"), ["depth"])
+    dest = toy_training.subset_latents(src, str(tmp_path / "depth"), ["depth"])
     ds = LatentDataset(dest)
     assert ds.meta["condition_names"] == ["depth"] and ds.meta["num_frames"] == 9 and len(ds) == 1
     assert torch.equal(ds[0]["cond/depth"], torch.zeros(2))
-    assert LatentDataset(tw.subset_latents(src, str(tmp_path / "none"), [])).meta["condition_names"] == []
+    assert LatentDataset(toy_training.subset_latents(src, str(tmp_path / "none"), [])).meta["condition_names"] == []
     with pytest.raises(DataError, match="seg_mask"):
-        tw.subset_latents(src, str(tmp_path / "bad"), ["seg_mask"])
+        toy_training.subset_latents(src, str(tmp_path / "bad"), ["seg_mask"])
 
 
 def test_region_iou_hand_computed():
     pred = np.array([[0, 1, 1, 2]])
     target = np.array([[0, 1, 2, 2]])
-    got = tw.region_iou(pred, target)
+    got = regions.region_iou(pred, target)
     assert got["iou_hand"] == pytest.approx(1 / 2) and got["iou_object"] == pytest.approx(1 / 2)
     assert got["iou_foreground"] == pytest.approx(1.0)
 
 
 def test_segmenter_fits_ground_truth_frames(frames, tmp_path):
     rgb = np.stack([f.rgb for f in frames])
-    labels = tw.region_labels(colorize_classes(np.stack([f.classes for f in frames])))
-    net = tw.fit_segmenter(rgb, labels, steps=150, batch=4, lr=1e-2, progress=False)
-    score = tw.region_iou(net.predict(rgb), labels)
+    labels = regions.region_labels(colorize_classes(np.stack([f.classes for f in frames])))
+    net = regions.fit_segmenter(rgb, labels, steps=150, batch=4, lr=1e-2, progress=False)
+    score = regions.region_iou(net.predict(rgb), labels)
     # a brief fit on five frames (the real one sees 1800 frames; its held-out IoU is in docs/toy_world.md)
     assert score["iou_foreground"] > 0.6 and score["iou_object"] > 0.7 and score["iou_hand"] > 0.4
-    path = tw.save_segmenter(net, str(tmp_path / "seg.safetensors"))
-    assert np.array_equal(tw.load_segmenter(path).predict(rgb), net.predict(rgb))
+    path = regions.save_segmenter(net, str(tmp_path / "seg.safetensors"))
+    assert np.array_equal(regions.load_segmenter(path).predict(rgb), net.predict(rgb))
     with pytest.raises(DataError):
-        tw.load_segmenter(str(tmp_path / "missing.safetensors"))
+        regions.load_segmenter(str(tmp_path / "missing.safetensors"))
 
 
 def test_cli_help(capsys):
     with pytest.raises(SystemExit):
         tw.main(["--help"])
     assert "generate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        toy_training.main(["--help"])
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("bases", "pretrain-appearance", "seg-iou", "table")), out
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,8 +159,8 @@ def world_bundle():
 def test_committed_segmenter_labels_a_new_scene(world_bundle):
     if not os.path.isfile(os.path.join(ASSETS, "segmenter.safetensors")):
         pytest.skip("assets/toy_world/segmenter.safetensors is absent")
-    net = tw.load_segmenter(os.path.join(ASSETS, "segmenter.safetensors"))
-    score = tw.region_iou(net.predict(world_bundle.video), tw.region_labels(world_bundle.conditions["seg_mask"]))
+    net = regions.load_segmenter(os.path.join(ASSETS, "segmenter.safetensors"))
+    score = regions.region_iou(net.predict(world_bundle.video), regions.region_labels(world_bundle.conditions["seg_mask"]))
     assert score["iou_foreground"] > 0.6
 
 

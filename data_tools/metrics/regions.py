@@ -1,0 +1,153 @@
+"""Background / hand / object regions of generated frames, for the mask IoU against the conditioning seg mask.
+
+Generated frames carry no labels. A small pixel classifier (dilated 3x3 convolutions, 33x33 context) fitted on
+ground-truth frames and their seg masks labels them, and ``region_iou`` compares the labelled regions. The
+procedural world (``data_tools.toy_world``) fits one on its real frames; its accuracy on held-out ground-truth
+frames bounds what the IoU of generated frames can show.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data_tools.atomic import atomic_path, write_json
+from data_tools.errors import DataError, require_file
+from data_tools.metrics.segmentation import iou
+from data_tools.objects import BUILTIN_OBJECTS
+from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS, classes_from_colors
+
+logger = logging.getLogger(__name__)
+
+REGION_NAMES = ("background", "hand", "object")
+OBJECT_CLASSES = sorted({spec[2] for spec in BUILTIN_OBJECTS.values()})
+SEG_CANDIDATES = [HAND_CLASS, BACKGROUND_CLASS] + OBJECT_CLASSES
+
+
+def region_labels(seg_rgb: np.ndarray) -> np.ndarray:
+    """Coloured seg mask ``(..., H, W, 3)`` -> region ids (0 background, 1 hand, 2 object)."""
+    classes = classes_from_colors(seg_rgb, candidates=SEG_CANDIDATES)
+    return np.where(classes == HAND_CLASS, 1, np.where(classes == BACKGROUND_CLASS, 0, 2)).astype(np.int64)
+
+
+class PixelSegmenter(torch.nn.Module):
+    """Per-pixel background / hand / object classifier: 3x3 convolutions with growing dilation (1, 2, 4, 8, 1:
+    a 33x33 pixel context, enough to tell a skin-coloured hand from the wooden table by its shape)."""
+
+    def __init__(self, channels: int = 32, dilations: Sequence[int] = (1, 2, 4, 8, 1)):
+        super().__init__()
+        convs, c_in = [], 3
+        for d in dilations:
+            convs += [torch.nn.Conv2d(c_in, channels, 3, padding=d, dilation=d), torch.nn.GELU()]
+            c_in = channels
+        self.body = torch.nn.Sequential(*convs, torch.nn.Conv2d(channels, len(REGION_NAMES), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 3, H, W)`` of images ``(B, 3, H, W)`` in [0, 1]."""
+        return self.body(x)
+
+    @torch.no_grad()
+    def predict(self, frames: np.ndarray, batch: int = 16) -> np.ndarray:
+        """Region ids ``(T, H, W)`` of uint8 frames ``(T, H, W, 3)``."""
+        out = []
+        for i in range(0, len(frames), batch):
+            x = torch.from_numpy(np.ascontiguousarray(frames[i:i + batch])).permute(0, 3, 1, 2).float() / 255
+            out.append(self.eval()(x).argmax(1).numpy())
+        return np.concatenate(out)
+
+
+def fit_segmenter(frames: np.ndarray, labels: np.ndarray, steps: int = 600, batch: int = 16, lr: float = 3e-3,
+                  seed: int = 0, progress: bool = True) -> PixelSegmenter:
+    """Fit a ``PixelSegmenter`` on frames ``(N, H, W, 3)`` and region ids ``(N, H, W)`` (class-balanced loss)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = PixelSegmenter()
+    counts = np.bincount(labels.reshape(-1), minlength=len(REGION_NAMES)).astype(np.float64)
+    weight = torch.tensor((counts.sum() / np.maximum(counts, 1)) ** 0.5, dtype=torch.float32)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    x_all = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    y_all = torch.from_numpy(labels)
+    for _ in tqdm(range(steps), desc="fit segmenter", disable=not progress):
+        idx = torch.from_numpy(rng.integers(0, len(frames), batch))
+        x = x_all[idx].float() / 255
+        if rng.random() < 0.5:  # generated frames are blurrier than renders
+            x = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+        loss = torch.nn.functional.cross_entropy(net(x), y_all[idx], weight=weight / weight.mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def region_iou(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """IoU of the hand, object and foreground regions between two region-id maps (frames pooled)."""
+    return {"iou_hand": iou(pred == 1, target == 1), "iou_object": iou(pred == 2, target == 2),
+            "iou_foreground": iou(pred > 0, target > 0)}
+
+
+def split_frames(root: str, split: str, size, num_frames: int | None = None, limit: int | None = None):
+    """Real frames ``(N, H, W, 3)`` and their region ids ``(N, H, W)`` of a processed split."""
+    from data_tools.hoi_dataset import HOISplit
+
+    ds = HOISplit(root, split, ["seg_mask"], num_frames, tuple(size))
+    n = len(ds) if limit is None else min(limit, len(ds))
+    items = [ds[i] for i in range(n)]
+    return (np.concatenate([b.video for b in items]),
+            np.concatenate([region_labels(b.conditions["seg_mask"]) for b in items]))
+
+
+def save_segmenter(net: PixelSegmenter, path: str) -> str:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    return path
+
+
+def load_segmenter(path: str) -> PixelSegmenter:
+    from safetensors.torch import load_file
+
+    net = PixelSegmenter()
+    try:
+        net.load_state_dict(load_file(require_file(path, "segmenter weights")))
+    except (RuntimeError, OSError) as exc:
+        raise DataError(path, f"not PixelSegmenter weights: {exc}") from None
+    return net.eval()
+
+
+def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: str | None = None) -> list[dict]:
+    """Mask IoU of generated vs conditioning regions per run folder of ``motion_gen.evaluate`` (per-sample IoU,
+    averaged); also the segmenter on the reference videos (its own accuracy). Writes ``<output>`` (json)."""
+    from data_tools.evaluation import load_run
+    from data_tools.video_io import read_video
+
+    rows, reference_done = [], {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        per = []
+        for record in tqdm(run.records, desc=f"seg IoU [{run.label}]"):
+            generated = read_video(run.path(record, "generated"))
+            t, h, w = generated.shape[:3]
+            seg = read_video(os.path.join(run.path(record, "clip_dir"), "seg_mask.mp4"), t, (h, w),
+                             record.get("resize_mode", "crop"), "nearest")
+            target = region_labels(seg)
+            per.append(region_iou(net.predict(generated), target))
+            key = record.get("reference")
+            if key and key not in reference_done:
+                real = read_video(key, t, (h, w), record.get("resize_mode", "crop"), "area")
+                reference_done[key] = region_iou(net.predict(real), target)
+        row = {"label": run.label, "conditions": run.conditions, "num_samples": len(per)}
+        row.update({k: float(np.nanmean([p[k] for p in per])) for k in per[0]})
+        rows.append(row)
+    if reference_done:
+        values = list(reference_done.values())
+        rows.append({"label": "ground truth (segmenter check)", "conditions": [], "num_samples": len(values),
+                     **{k: float(np.nanmean([v[k] for v in values])) for k in values[0]}})
+    if output:
+        write_json(output, rows)
+    return rows
+

@@ -1,0 +1,534 @@
+"""Tiny models of both stages trained on the procedural world (``data_tools.toy_world``), and its ablation.
+
+The stages load real weights from local diffusers folders; for this world those folders are made here (tiny
+seeded text encoders and transformers plus VAEs trained briefly on the world's frames), then the stages train
+with their normal entry points (``motion_gen.prepare``/``motion_gen.train``, ``appearance_gen.train``). The
+helpers below also build the latent subsets of the condition ablation, the "hold the first frame" floor, the
+ablation table and the appearance first-frame report. See ``docs/toy_world.md`` and ``scripts/toy_world_*.sh``.
+
+    python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml
+    python -m sim2real.toy_world table --eval-dir outputs/toy_world/eval
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data_tools.atomic import write_json, write_text
+from data_tools.errors import DataError, require_file
+from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
+                                        save_segmenter, segmentation_report, split_frames)
+from data_tools.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class VAETrainConfig:
+    """Brief VAE training on the world's clips (videos and condition maps mixed)."""
+
+    num_frames: int = 9          # frames per sample (CogVideoX VAE); the image VAE draws one of them
+    size: list[int] = dataclasses.field(default_factory=lambda: [96, 144])
+    crop: list[int] | None = None  # train on random crops of this size (the VAEs are convolutional; much cheaper)
+    kl_weight: float = 1e-6
+    video_fraction: float = 0.5  # share of samples that are "real" video (the rest: a random condition map)
+    loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+    optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+
+
+@dataclasses.dataclass
+class BasesConfig:
+    """Sizes of the toy "pretrained" components of both stages (YAML: ``configs/toy_world/bases.yaml``)."""
+
+    dataset: str = "outputs/toy_world/processed"
+    out: str = "assets/toy_world"
+    seed: int = 0
+    motion_transformer: dict = dataclasses.field(default_factory=dict)   # CogVideoXTransformer3DModel kwargs
+    motion_vae: dict = dataclasses.field(default_factory=dict)           # AutoencoderKLCogVideoX kwargs
+    appearance_transformer: dict = dataclasses.field(default_factory=dict)  # FluxTransformer2DModel kwargs
+    appearance_vae: dict = dataclasses.field(default_factory=dict)          # AutoencoderKL kwargs
+    t5: dict = dataclasses.field(default_factory=dict)                  # T5Config kwargs (ByT5 tokenizer)
+    clip: dict = dataclasses.field(default_factory=dict)                # CLIPTextConfig kwargs (byte tokenizer)
+    clip_max_length: int = 32
+    motion_vae_train: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)
+    appearance_vae_train: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)
+    decoder_finetune: VAETrainConfig = dataclasses.field(default_factory=VAETrainConfig)  # finetune-decoder
+
+
+class ClipFrames(torch.utils.data.Dataset):
+    """Clips of a split as model-range tensors: ``(3, T, H, W)`` (video VAE) or ``(3, H, W)`` (image VAE); each
+    item is the real video or, with probability ``1 - video_fraction``, one of its condition maps."""
+
+    def __init__(self, root: str, split: str, num_frames: int, size, video_fraction: float, image: bool,
+                 seed: int = 0, crop=None):
+        from data_tools.hoi_dataset import HOISplit
+
+        self.split = HOISplit(root, split, ["hand_keypoints", "depth", "seg_mask"], num_frames, tuple(size))
+        self.video_fraction, self.image, self.crop = video_fraction, image, crop
+        self.rng = np.random.default_rng(seed)
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def streams(self, index: int) -> np.ndarray:
+        """``(4, T, H, W, 3)`` uint8: video, keypoints, depth, seg mask (cached)."""
+        if index not in self.cache:
+            b = self.split[index]
+            self.cache[index] = np.stack([b.video] + [b.conditions[n] for n in ("hand_keypoints", "depth", "seg_mask")])
+        return self.cache[index]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from data_tools.bundle import to_model_range
+
+        streams = self.streams(index)
+        which = 0 if self.rng.random() < self.video_fraction else int(self.rng.integers(1, len(streams)))
+        frames = streams[which]
+        if self.crop:
+            h, w = self.crop
+            top = int(self.rng.integers(0, frames.shape[1] - h + 1))
+            left = int(self.rng.integers(0, frames.shape[2] - w + 1))
+            frames = frames[:, top:top + h, left:left + w]
+        if self.image:
+            return to_model_range(frames[int(self.rng.integers(len(frames)))])
+        return to_model_range(frames).permute(1, 0, 2, 3)  # (3, T, H, W)
+
+
+class VAESpec(TrainingSpec):
+    """Reconstruction (MSE) + ``kl_weight`` KL of a diffusers VAE (single process); ``decoder_only`` freezes the
+    encoder (latents already computed with it stay valid)."""
+
+    def __init__(self, vae, kl_weight: float, decoder_only: bool = False):
+        self.vae, self.kl_weight, self.decoder_only = vae, kl_weight, decoder_only
+
+    def trainable_module(self) -> torch.nn.Module:
+        self.vae.train().requires_grad_(True)
+        if self.decoder_only:
+            self.vae.encoder.requires_grad_(False)
+            if getattr(self.vae, "quant_conv", None) is not None:
+                self.vae.quant_conv.requires_grad_(False)
+        return self.vae
+
+    def compute_loss(self, model, batch, accelerator) -> torch.Tensor:
+        x = batch.to(accelerator.device)
+        vae = accelerator.unwrap_model(model)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        return torch.nn.functional.mse_loss(recon, x) + self.kl_weight * posterior.kl().mean()
+
+
+def train_vae(vae, dataset: ClipFrames, cfg: VAETrainConfig, decoder_only: bool = False) -> dict:
+    """Train ``vae`` in place with the shared ``Trainer``; returns its summary."""
+    return Trainer(VAESpec(vae, cfg.kl_weight, decoder_only), dataset, cfg.loop, cfg.optim,
+                   {"vae_train": dataclasses.asdict(cfg), "decoder_only": decoder_only}).train()
+
+
+def finetune_decoder(vae_dir: str, kind: str, dataset: str, cfg: VAETrainConfig) -> dict:
+    """Train the decoder of a saved toy VAE further (encoder, latents and scaling factors unchanged) and save it
+    back; returns the held-out reconstruction PSNR before and after."""
+    from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
+
+    image = kind == "appearance"
+    vae = (AutoencoderKL if image else AutoencoderKLCogVideoX).from_pretrained(vae_dir)
+    before = vae_psnr(vae.eval(), dataset, "test", cfg.num_frames, cfg.size, image)
+    data = ClipFrames(dataset, "train", cfg.num_frames, cfg.size, cfg.video_fraction, image, 0, cfg.crop)
+    summary = train_vae(vae, data, cfg, decoder_only=True)
+    after = vae_psnr(vae.eval(), dataset, "test", cfg.num_frames, cfg.size, image)
+    vae.save_pretrained(vae_dir)
+    report = {f"{kind}_decoder_psnr_before": before, f"{kind}_decoder_psnr_after": after,
+              f"{kind}_decoder_steps": summary["step"]}
+    logger.info("%s", report)
+    return report
+
+
+@torch.no_grad()
+def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
+    """Posterior-mean reconstruction of model-range frames (video ``(B,3,T,H,W)`` or images ``(B,3,H,W)``)."""
+    return vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+
+
+@torch.no_grad()
+def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, limit: int = 8) -> float:
+    """Mean PSNR (dB) of reconstructed real videos of ``split`` (``image``: frame by frame)."""
+    from data_tools.bundle import from_model_range, to_model_range
+    from data_tools.hoi_dataset import HOISplit
+    from data_tools.metrics.image_metrics import psnr
+
+    split_ds = HOISplit(root, split, [], num_frames, tuple(size))
+    values = []
+    for i in range(min(limit, len(split_ds))):
+        video = split_ds[i].video
+        x = to_model_range(video)  # (T, 3, H, W)
+        rec = reconstruct(vae, x) if image else reconstruct(vae, x.permute(1, 0, 2, 3)[None])[0].permute(1, 0, 2, 3)
+        values.append(float(np.mean(psnr(from_model_range(rec[: len(video)]), video))))
+    return float(np.mean(values))
+
+
+@torch.no_grad()
+def latent_statistics(vae, dataset: ClipFrames, limit: int = 16) -> tuple[float, float]:
+    """Mean and standard deviation of posterior-mean latents over real videos (for the scaling factors)."""
+    from data_tools.bundle import to_model_range
+
+    zs = []
+    for i in range(min(limit, len(dataset))):
+        frames = to_model_range(dataset.streams(i)[0])
+        x = frames if dataset.image else frames.permute(1, 0, 2, 3)[None]
+        zs.append(vae.encode(x).latent_dist.mode().flatten())  # full frames (ClipFrames.streams is uncropped)
+    z = torch.cat(zs)
+    return float(z.mean()), float(z.std())
+
+
+def _text_components(cfg: BasesConfig):
+    from transformers import ByT5Tokenizer, CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from appearance_gen.components import byte_clip_tokenizer
+
+    torch.manual_seed(cfg.seed)
+    t5_tok = ByT5Tokenizer()
+    t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), decoder_start_token_id=0, **cfg.t5)).eval()
+    clip_tok = byte_clip_tokenizer(cfg.clip_max_length)
+    clip = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(clip_tok), bos_token_id=clip_tok.bos_token_id, eos_token_id=clip_tok.eos_token_id,
+        pad_token_id=clip_tok.pad_token_id, max_position_embeddings=cfg.clip_max_length, **cfg.clip)).eval()
+    return t5_tok, t5, clip_tok, clip
+
+
+def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
+    """Write ``<out>/motion_base`` (CogVideoX-I2V layout) and ``<out>/appearance_base`` (FLUX layout), their VAEs
+    trained on the world's ``train`` split (``train=False``: random VAEs). Returns the measured reconstruction
+    PSNRs on the ``test`` split, random vs trained (also ``<out>/vae_report.json``)."""
+    from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
+    from diffusers import CogVideoXDPMScheduler, CogVideoXTransformer3DModel, FluxTransformer2DModel
+
+    from motion_gen.components import COGVIDEOX_SCHEDULER
+
+    t5_tok, t5, clip_tok, clip = _text_components(cfg)
+    report = {}
+    vaes = {}
+    for kind, cls, kwargs, tcfg in (("motion", AutoencoderKLCogVideoX, cfg.motion_vae, cfg.motion_vae_train),
+                                    ("appearance", AutoencoderKL, cfg.appearance_vae, cfg.appearance_vae_train)):
+        image = kind == "appearance"
+        torch.manual_seed(cfg.seed + 1)
+        vae = cls(**kwargs)
+        frames = tcfg.num_frames
+        report[f"{kind}_random_psnr"] = vae_psnr(vae.eval(), cfg.dataset, "test", frames, tcfg.size, image)
+        if train:
+            data = ClipFrames(cfg.dataset, "train", frames, tcfg.size, tcfg.video_fraction, image, cfg.seed, tcfg.crop)
+            summary = train_vae(vae, data, tcfg)
+            report[f"{kind}_train_steps"] = summary["step"]
+            vae.eval()
+            mean, std = latent_statistics(vae, data)
+            factors = {"scaling_factor": 1.0 / std}
+            if image:
+                factors["shift_factor"] = mean
+            vae.register_to_config(**factors)
+            report[f"{kind}_trained_psnr"] = vae_psnr(vae, cfg.dataset, "test", frames, tcfg.size, image)
+            report[f"{kind}_latent_factors"] = factors
+        vaes[kind] = vae.eval()
+        logger.info("%s VAE: %s", kind, {k: v for k, v in report.items() if k.startswith(kind)})
+    torch.manual_seed(cfg.seed + 2)
+    motion_transformer = CogVideoXTransformer3DModel(**cfg.motion_transformer)
+    torch.manual_seed(cfg.seed + 3)
+    flux_transformer = FluxTransformer2DModel(**cfg.appearance_transformer)
+    flux_scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                     max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
+    folders = {
+        "motion_base": {"transformer": motion_transformer, "vae": vaes["motion"], "text_encoder": t5,
+                        "tokenizer": t5_tok, "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)},
+        "appearance_base": {"transformer": flux_transformer, "vae": vaes["appearance"], "text_encoder": clip,
+                            "tokenizer": clip_tok, "text_encoder_2": t5, "tokenizer_2": t5_tok,
+                            "scheduler": flux_scheduler}}
+    for folder, parts in folders.items():
+        for sub, part in parts.items():
+            part.save_pretrained(os.path.join(cfg.out, folder, sub))
+    write_json(os.path.join(cfg.out, "vae_report.json"), report)
+    return report
+
+
+def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> str:
+    """A latent store for a subset of the conditions of ``source`` (a ``motion_gen.prepare`` store made with
+    more conditions): the sample files are hard-linked (the extra condition tensors are simply not read) and
+    ``store.json`` names the subset. Saves re-encoding the same clips once per condition set."""
+    from data_tools.latent_store import FORMAT, INDEX_FILE, SAMPLES_DIR, STORE_FILE, read_meta
+
+    meta = read_meta(source)
+    missing = [n for n in condition_names if n not in meta["condition_names"]]
+    if missing:
+        raise DataError(source, f"store has no latents for {missing} (it holds {meta['condition_names']})")
+    os.makedirs(os.path.join(dest, SAMPLES_DIR), exist_ok=True)
+    for name in os.listdir(os.path.join(source, SAMPLES_DIR)):
+        target = os.path.join(dest, SAMPLES_DIR, name)
+        if not os.path.exists(target):
+            os.link(os.path.join(source, SAMPLES_DIR, name), target)
+    with open(os.path.join(source, INDEX_FILE), encoding="utf-8") as f:
+        write_text(os.path.join(dest, INDEX_FILE), f.read())
+    meta = {**meta, "condition_names": list(condition_names), "subset_of": os.path.abspath(source)}
+    write_json(os.path.join(dest, STORE_FILE), {"format": FORMAT, "meta": meta})
+    return dest
+
+
+def joint_base(init_base: str, base_out: str) -> str:
+    """A FLUX base folder ``base_out`` whose components are relative symlinks to ``init_base``'s, except a copy of
+    its transformer (which the joint training replaces)."""
+    import shutil
+
+    os.makedirs(base_out, exist_ok=True)
+    for name in sorted(os.listdir(init_base)):
+        target = os.path.join(base_out, name)
+        if name == "transformer":
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(os.path.join(init_base, name), target)
+        elif not os.path.lexists(target):
+            os.symlink(os.path.relpath(os.path.join(init_base, name), base_out), target)
+    return base_out
+
+
+def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_out: str | None = None,
+                        init_base: str | None = None) -> dict:
+    """Train the toy FLUX base transformer jointly with the two ControlNet branches (the normal appearance
+    training spec and loss, with the base unfrozen): a frozen *random* base cannot be steered by the branches
+    (measured, docs/benchmarks.md), a real FLUX is pretrained. With ``init_base``, ``base_out`` is first made
+    from it (``joint_base``) and used as ``model.base_path``. Writes the branches to ``<output_dir>/final``, the
+    transformer to ``<output_dir>/final/transformer`` and into ``base_out``/transformer when given."""
+    from appearance_gen.config import load_appearance_config
+    from appearance_gen.train import AppearanceTrainingSpec, frame_dataset, validation_bundles
+    from data_tools.config import to_dict
+
+    class JointSpec(AppearanceTrainingSpec):
+        def __init__(self, cfg, val_bundles):
+            super().__init__(cfg, val_bundles)
+            self.components.transformer.float().requires_grad_(True).train()
+            self.joint = torch.nn.ModuleDict({"controlnets": self.controlnets,
+                                              "transformer": self.components.transformer})
+
+        def trainable_module(self):
+            return self.joint
+
+        def compute_loss(self, model, batch, accelerator):
+            return super().compute_loss(model["controlnets"], batch, accelerator)
+
+        def validate(self, model, accelerator, step, output_dir):
+            super().validate(model["controlnets"], accelerator, step, output_dir)
+
+        def save_weights(self, model, output_dir):
+            model["controlnets"].save_pretrained(output_dir, safe_serialization=True)
+            model["transformer"].save_pretrained(os.path.join(output_dir, "transformer"), safe_serialization=True)
+
+    overrides = list(overrides)
+    if init_base and base_out:
+        overrides.append(f"model.base_path={joint_base(init_base, base_out)}")
+    cfg = load_appearance_config(config_path, overrides)
+    summary = Trainer(JointSpec(cfg, validation_bundles(cfg)), frame_dataset(cfg, cfg.data.split), cfg.train.loop,
+                      cfg.train.optim, {"appearance": to_dict(cfg), "joint_base_training": True}).train()
+    if base_out:
+        import shutil
+
+        target = os.path.join(base_out, "transformer")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(os.path.join(summary["final_dir"], "transformer"), target)
+    return summary
+
+
+def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, fps: float = 15) -> str:
+    """A run folder ``copy_first_frame`` in ``motion_gen.evaluate``'s format whose "generated" videos hold the
+    ground-truth first frame still: the floor any motion model must beat."""
+    from data_tools.hoi_dataset import HOISplit
+    from data_tools.video_io import write_video
+
+    ds = HOISplit(root, split, [], num_frames, tuple(size))
+    run_dir = os.path.join(eval_dir, "copy_first_frame")
+    write_json(os.path.join(run_dir, "run.json"), {"label": "copy_first_frame", "conditions": [],
+                                                   "num_samples": len(ds), "size": list(size), "num_frames": num_frames})
+    for i in range(len(ds)):
+        bundle = ds[i]
+        stem = os.path.join(run_dir, "videos", f"{i:05d}")
+        write_video(stem + ".mp4", np.repeat(bundle.first_frame[None], num_frames, 0), fps=fps)
+        write_json(stem + ".json", {"index": i, "generated": f"videos/{i:05d}.mp4", "conditions": [],
+                                    "name": ds.clip_name(i), "reference": os.path.abspath(ds.path("video", i)),
+                                    "clip_dir": os.path.abspath(os.path.join(ds.root, ds.clip_name(i))),
+                                    "resize_mode": "crop"})
+    return run_dir
+
+
+def ablation_markdown(eval_dir: str) -> str:
+    """One table from ``results.json`` (PSNR / SSIM) and ``seg_iou.json`` (mask IoU) of an evaluation folder."""
+    from data_tools.bundle import CONDITION_NAMES
+
+    with open(os.path.join(eval_dir, "results.json"), encoding="utf-8") as f:
+        rows = json.load(f)["runs"]
+    seg_path = os.path.join(eval_dir, "seg_iou.json")
+    seg = {}
+    if os.path.isfile(seg_path):
+        with open(seg_path, encoding="utf-8") as f:
+            seg = {r["label"]: r for r in json.load(f)}
+    for r in rows:  # what the model read (a run may load a condition only to give the clip its shape)
+        run_json = os.path.join(eval_dir, r["label"], "run.json")
+        if os.path.isfile(run_json):
+            with open(run_json, encoding="utf-8") as f:
+                r["conditions"] = json.load(f).get("generator_conditions", r.get("conditions", []))
+    names = [c for c in CONDITION_NAMES if any(c in r.get("conditions", []) for r in rows)]
+    fmt = lambda v, d: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"  # noqa: E731
+    header = ["Run", *names, "PSNR ↑", "SSIM ↑", "IoU hand ↑", "IoU object ↑", "IoU fg ↑", "N"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    extra = [r for label, r in seg.items() if label not in {row["label"] for row in rows}]
+    for r in rows + extra:
+        iou_row = seg.get(r["label"], {})
+        cells = [r["label"], *["✓" if c in r.get("conditions", []) else "" for c in names],
+                 fmt(r.get("psnr"), 2), fmt(r.get("ssim"), 3), fmt(iou_row.get("iou_hand"), 3),
+                 fmt(iou_row.get("iou_object"), 3), fmt(iou_row.get("iou_foreground"), 3), str(r.get("num_samples", ""))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def appearance_report(runs: dict[str, tuple[str, Sequence[str]]], root: str, split: str, size,
+                      segmenter: PixelSegmenter, seed: int = 0, limit: int | None = None) -> list[dict]:
+    """First frames of the appearance stage on a split: PSNR / SSIM against the real first frame and region IoU
+    of the generated frame against its seg mask, for each ``{label: (config path, overrides)}`` run."""
+    from appearance_gen.generator import AppearanceGenerator
+    from data_tools.hoi_dataset import HOISplit
+    from data_tools.metrics.image_metrics import psnr, ssim
+
+    rows = []
+    for label, (config, overrides) in runs.items():
+        gen = AppearanceGenerator.load(config, list(overrides), device="cpu")
+        ds = HOISplit(root, split, gen.condition_names, 1, tuple(size))
+        per = []
+        for i in tqdm(range(len(ds) if limit is None else min(limit, len(ds))), desc=f"appearance [{label}]"):
+            bundle = ds[i]
+            image = gen.generate(bundle, [seed])[0]
+            real = bundle.video[0]
+            score = region_iou(segmenter.predict(image[None]), region_labels(bundle.conditions["seg_mask"][:1]))
+            per.append({"psnr": float(psnr(image, real)), "ssim": float(ssim(image, real)), **score})
+        rows.append({"label": label, "conditions": gen.condition_names, "num_samples": len(per),
+                     **{k: float(np.nanmean([p[k] for p in per])) for k in per[0]}})
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from data_tools.datasets.runner import parse_size
+
+    parser = argparse.ArgumentParser(prog="python -m sim2real.toy_world", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    bases = sub.add_parser("bases", help="write the toy 'pretrained' folders of both stages (VAEs trained here)")
+    bases.add_argument("--config", default="configs/toy_world/bases.yaml")
+    bases.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    bases.add_argument("--random-vae", action="store_true", help="keep the VAEs random (no training)")
+    bases.add_argument("-v", "--verbose", action="store_true")
+    fd = sub.add_parser("finetune-decoder", help="train a saved toy VAE's decoder further (latents stay valid)")
+    fd.add_argument("--config", default="configs/toy_world/bases.yaml")
+    fd.add_argument("--kind", choices=("motion", "appearance"), default="motion")
+    fd.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    fd.add_argument("--again", action="store_true", help="fine-tune even if the report says it was done")
+    fd.add_argument("-v", "--verbose", action="store_true")
+    fit = sub.add_parser("fit-segmenter", help="fit the background/hand/object pixel classifier on real frames")
+    fit.add_argument("--root", required=True, help="processed toy-world dataset")
+    fit.add_argument("--out", default="assets/toy_world/segmenter.safetensors")
+    fit.add_argument("--size", type=parse_size, default=(96, 144), metavar="HxW", help="default 96x144")
+    fit.add_argument("--steps", type=int, default=600)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("-v", "--verbose", action="store_true")
+    sg = sub.add_parser("seg-iou", help="mask IoU of generated hand/object regions vs the conditioning seg mask")
+    sg.add_argument("runs", nargs="+", help="run folders of motion_gen.evaluate (holding run.json)")
+    sg.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
+    sg.add_argument("--out", default=None, help="json output (default: <first run>/../seg_iou.json)")
+    sg.add_argument("-v", "--verbose", action="store_true")
+    cb = sub.add_parser("copy-baseline", help="the 'hold the first frame' run folder of an evaluation")
+    cb.add_argument("--eval-dir", default="outputs/toy_world/eval")
+    cb.add_argument("--root", default="outputs/toy_world/processed")
+    cb.add_argument("--split", default="test")
+    cb.add_argument("--num-frames", type=int, default=9)
+    cb.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
+    cb.add_argument("-v", "--verbose", action="store_true")
+    tb = sub.add_parser("table", help="the ablation table (markdown) of an evaluation folder")
+    tb.add_argument("--eval-dir", default="outputs/toy_world/eval")
+    tb.add_argument("-v", "--verbose", action="store_true")
+    pa = sub.add_parser("pretrain-appearance", help="train the toy FLUX base jointly with the ControlNet branches")
+    pa.add_argument("--config", default="configs/appearance/toy_world.yaml")
+    pa.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    pa.add_argument("--base-out", default=None, help="FLUX base folder whose transformer/ gets the trained one")
+    pa.add_argument("--init-base", default=None, help="make --base-out from this base (random toy FLUX) first")
+    pa.add_argument("-v", "--verbose", action="store_true")
+    ap = sub.add_parser("appearance-eval", help="first frames of the appearance stage on the held-out split: "
+                                                 "PSNR/SSIM vs the real frame, region IoU vs the seg mask")
+    ap.add_argument("--config", nargs="+", default=["configs/appearance/toy_world.yaml",
+                                                    "configs/appearance/toy_world_joint.yaml"],
+                    help="appearance configs, one row each (plus the first one with untrained branches)")
+    ap.add_argument("--root", default="outputs/toy_world/processed")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
+    ap.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
+    ap.add_argument("--out", default="outputs/toy_world/eval_appearance.json")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ss = sub.add_parser("subset-latents", help="a motion latent store for a subset of a store's conditions")
+    ss.add_argument("source", help="store written by motion_gen.prepare")
+    ss.add_argument("dest")
+    ss.add_argument("--conditions", nargs="*", default=[], help="condition names to keep (none: no conditions)")
+    ss.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from data_tools.cli import setup_logging
+    from data_tools.config import load_config
+
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "bases":
+        report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae)
+        logger.info("VAE reconstruction PSNR (test split): %s", report)
+    elif args.command == "finetune-decoder":
+        cfg = load_config(BasesConfig, args.config, args.set)
+        path = os.path.join(cfg.out, "vae_report.json")
+        with open(require_file(path, "VAE report of the bases"), encoding="utf-8") as f:
+            previous = json.load(f)
+        if f"{args.kind}_decoder_steps" in previous and not args.again:
+            logger.info("%s decoder already fine-tuned (%s); --again to train it further", args.kind, path)
+        else:
+            vae_dir = os.path.join(cfg.out, f"{args.kind}_base", "vae")
+            write_json(path, {**previous, **finetune_decoder(vae_dir, args.kind, cfg.dataset, cfg.decoder_finetune)})
+    elif args.command == "fit-segmenter":
+        size = args.size
+        frames, labels = split_frames(args.root, "train", size)
+        net = fit_segmenter(frames, labels, args.steps, seed=args.seed)
+        test_frames, test_labels = split_frames(args.root, "test", size)
+        score = region_iou(net.predict(test_frames), test_labels)
+        logger.info("segmenter on the test split's real frames: %s", score)
+        save_segmenter(net, args.out)
+        write_json(os.path.splitext(args.out)[0] + ".json", {"test_split_iou": score, "steps": args.steps})
+    elif args.command == "copy-baseline":
+        logger.info("wrote %s", copy_baseline(args.eval_dir, args.root, args.split, args.num_frames, args.size))
+    elif args.command == "table":
+        table = ablation_markdown(args.eval_dir)
+        write_text(os.path.join(args.eval_dir, "ablation.md"), table)
+        print(table)
+    elif args.command == "pretrain-appearance":
+        summary = pretrain_appearance(args.config, args.set, args.base_out, args.init_base)
+        logger.info("trained to step %d; weights in %s", summary["step"], summary["final_dir"])
+    elif args.command == "appearance-eval":
+        runs = {"untrained branches": (args.config[0], ["model.controlnet_path=null"])}
+        runs.update({os.path.splitext(os.path.basename(c))[0]: (c, []) for c in args.config})
+        rows = appearance_report(runs, args.root, args.split, args.size, load_segmenter(args.segmenter))
+        write_json(args.out, rows)
+        for row in rows:
+            logger.info("%s", row)
+    elif args.command == "subset-latents":
+        logger.info("wrote %s", subset_latents(args.source, args.dest, args.conditions))
+    elif args.command == "seg-iou":
+        out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.runs[0])), "seg_iou.json")
+        for row in segmentation_report(args.runs, load_segmenter(args.segmenter), out):
+            logger.info("%s", row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
