@@ -13,6 +13,7 @@ from data_tools.datasets.index import read_index
 from data_tools.filelists import read_filelist, read_prompts_jsonl
 from data_tools.hoi_dataset import HOISplit
 from data_tools.keypoints import draw_hand_keypoints_video
+from data_tools.metrics.keypoints import HandKeypoints
 from data_tools.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
 from data_tools.video_io import read_video
 
@@ -113,6 +114,11 @@ def test_clip_contents(converted):
     error_shifted = np.abs(kp - draw(1)).mean(axis=(1, 2, 3))  # joints of the wrong frame (3 px off)
     assert error[0] < 0.6 * error_shifted[0] and error[2] < 0.6 * error_shifted[2]
     assert kp[1].max() <= 4 and kp[0].max() > 200
+    # ground-truth joints for the keypoint metrics: 2D as annotated (native size), 3D metres -> mm, missing -> -1
+    joints = HandKeypoints.load(os.path.join(clip, "hand_joints.npz"))
+    assert np.allclose(joints.joints_2d[0], synthetic.dexycb_joints(0, H, W), atol=1e-4)
+    assert (joints.joints_2d[1] == -1).all()
+    assert np.allclose(joints.joints_3d[2, :, 2], np.linspace(500, 600, 21), atol=1e-2)
     desc = json.load(open(os.path.join(clip, "descriptions.json")))
     assert desc["objects"] == ["006_mustard_bottle", "025_mug"] and desc["split"] == "val"
     assert desc["num_frames"] == T and desc["size"] == [H, W] and desc["depth_source"] == "sensor"
@@ -158,6 +164,13 @@ def test_resample_and_external_depth(tmp_path):
     assert _close(depth[0, 12, 18], inferno[255], 16) and tuple(inferno[255]) != (255, 255, 255)
     assert _close(depth[0, 36, 58], inferno[1], 16) and depth[0, 47, 2].max() <= 6
     assert json.load(open(os.path.join(clip, "descriptions.json")))["depth_source"] == "external"
+    # joints follow the frames: time indices [0, 1, 2, 2, 3]; pixel centres scaled by 53/64 and 80/96, 2 rows cropped
+    joints = HandKeypoints.load(os.path.join(clip, "hand_joints.npz")).joints_2d
+    def expected(t):
+        source = synthetic.dexycb_joints(t, 64, 96)
+        return np.stack([(source[:, 0] + 0.5) * 80 / 96 - 0.5, (source[:, 1] + 0.5) * 53 / 64 - 0.5 - 2], axis=1)
+    assert joints.shape == (5, 21, 2)
+    assert all(np.allclose(joints[i], expected(t)) for i, t in enumerate([0, 1, 2, 2, 3]))
 
 
 def test_cli_help(capsys):

@@ -11,7 +11,8 @@ Subjects, sequences and camera serials are discovered from the folders (``calibr
 hidden folders are not subjects), so a dataset written in this layout by other tools converts unchanged.
 Output per view ``<out>/<subject>/<sequence>/<serial>/``: ``video.mp4``, ``seg_mask.mp4`` (ADE20K colours),
 ``hand_keypoints.mp4``, ``depth.mp4`` (sensor depth masked to the foreground, or imported from ``--depth-dir``),
-``descriptions.json``; then ``filelists/{train,val,test}/`` (s0 split) and ``prompts.jsonl``.
+``hand_joints.npz`` (ground-truth joints for the keypoint metrics: ``joints_2d`` in the clip's pixels, ``joints_3d``
+in mm), ``descriptions.json``; then ``filelists/{train,val,test}/`` (s0 split) and ``prompts.jsonl``.
 
     python -m data_tools.datasets.dexycb --root /data/dex-ycb --out data/dexycb_processed --num-frames 49 --size 480x720
 """
@@ -36,6 +37,7 @@ from data_tools.errors import DataError
 from data_tools.geometry_maps import normalize_depth
 from data_tools.keypoints import NUM_JOINTS, draw_hand_keypoints_video
 from data_tools.segmentation import colorize_dexycb_labels
+from data_tools.metrics.keypoints import HandKeypoints, map_points
 from data_tools.video_io import read_image, resample_indices
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ COLOR_FORMAT = "color_{:06d}.jpg"
 DEPTH_FORMAT = "aligned_depth_to_color_{:06d}.png"
 LABEL_FORMAT = "labels_{:06d}.npz"
 NOT_SUBJECTS = {"calibration", "models", "bop"}
-OUTPUTS = ("video.mp4", "hand_keypoints.mp4", "depth.mp4", "seg_mask.mp4", "descriptions.json")
+JOINTS_FILE = "hand_joints.npz"  # read by data_tools.evaluation (KeypointEvalConfig.file_name)
+OUTPUTS = ("video.mp4", "hand_keypoints.mp4", "depth.mp4", "seg_mask.mp4", JOINTS_FILE, "descriptions.json")
 
 # Official subject order of the DexYCB toolkit (folders start with the capture date); used for the split when
 # the discovered subjects are official ones, so a partial download keeps the official split.
@@ -252,6 +255,11 @@ def convert_view(job: ClipJob, staging: str) -> None:
     maps = {"video": video, "hand_keypoints": keypoints, "depth": depth, "seg_mask": seg_rgb}
     size = write_clip_maps(staging, maps, p["fps"], p.get("size"), p.get("resize_mode", "crop"),
                            p.get("depth_colormap", "gray"))
+    # ground-truth joints for the keypoint metrics: 2D moved like the frames, 3D in mm; missing frames stay -1
+    joints_2d = map_points(np.stack(j2ds), (h, w), size, p.get("resize_mode", "crop"))
+    if joints_3d is not None:
+        joints_3d = np.where(joints_3d == -1, -1.0, joints_3d * 1000.0)
+    HandKeypoints(joints_2d, joints_3d).save(os.path.join(staging, JOINTS_FILE))
     write_json(os.path.join(staging, "descriptions.json"),
                {**p["descriptions"], "num_frames": len(indices), "source_frames": n, "size": list(size),
                 "fps": p["fps"], "depth_source": "external" if p.get("depth_dir") else "sensor"})
