@@ -3,6 +3,7 @@
 # set's model, PSNR/SSIM vs ground truth (motion_gen.evaluate), a "hold the first frame" floor, mask IoU of the
 # generated hand/object regions (the world's pixel segmenter) vs the conditioning seg mask, one table.
 set -euo pipefail
+source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" ""
 cd "$PAM_ROOT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # faster than 2 on the shared 2-core machine

@@ -5,6 +5,7 @@
 # The demo's checkpoints are copied to assets/toy_world/. Usage: scripts/toy_world_train.sh [motion steps]
 # (the run in docs/benchmarks.md: motion 1200 steps per set, appearance 3000 + joint 2000)
 set -euo pipefail
+source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" ""
 cd "$PAM_ROOT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # faster than 2 on the shared 2-core machine

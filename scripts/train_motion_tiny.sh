@@ -3,6 +3,7 @@
 # DexYCB sample (synthetic clips when it is absent) -> latents -> 20 training steps with checkpoints and validation
 # videos -> diffusers transformer folder -> a video from the trained model. Outputs under outputs/motion/tiny/.
 set -euo pipefail
+source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" ""
 cd "$PAM_ROOT"
 out=outputs/motion/tiny
