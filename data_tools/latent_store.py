@@ -44,11 +44,6 @@ def shard_root(root: str | os.PathLike, rank: int, world: int) -> str:
     return root if world <= 1 else os.path.join(root, "shards", f"shard-{rank:05d}-of-{world:05d}")
 
 
-def shard_indices(count: int, rank: int, world: int) -> list[int]:
-    """Item indices of worker ``rank`` (round robin)."""
-    return list(range(rank, count, max(1, world)))
-
-
 def read_meta(root: str | os.PathLike) -> dict:
     """The ``meta`` dict of a store (DataError when it is not a store)."""
     path = os.path.join(os.fspath(root), STORE_FILE)

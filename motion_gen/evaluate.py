@@ -27,6 +27,7 @@ from data_tools.config import load_config, to_dict
 from data_tools.errors import DataError
 from data_tools.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
 from data_tools.filelists import read_filelist
+from data_tools.sharding import parse_shard
 from data_tools.video_io import read_image, write_video
 
 logger = logging.getLogger(__name__)
@@ -71,17 +72,6 @@ class EvalConfig:
     fps: float = 15
     device: str | None = None
     title: str = "Evaluation"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise DataError(None, f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
-    if not 0 <= i < n:
-        raise DataError(None, f"--shard {text}: need 0 <= i < n")
-    return i, n
 
 
 def load_generator(run: RunConfig, device: str | None):

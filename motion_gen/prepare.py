@@ -27,7 +27,8 @@ from data_tools.bundle import to_model_range
 from data_tools.cli import setup_logging
 from data_tools.errors import DataError
 from data_tools.hoi_dataset import HOISplit
-from data_tools.latent_store import LatentStoreWriter, find_shards, merge_stores, sample_key, shard_indices, shard_root
+from data_tools.latent_store import LatentStoreWriter, find_shards, merge_stores, sample_key, shard_root
+from data_tools.sharding import shard_indices
 from motion_gen.components import load_text_components, load_vae, max_text_length
 from motion_gen.config import DTYPES, MotionConfig, load_motion_config
 from motion_gen.latents import encode_distribution, latent_scale

@@ -29,6 +29,7 @@ from data_tools.config import load_config, to_dict
 from data_tools.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
 from data_tools.render import RenderConfig, render_trajectory
+from data_tools.sharding import parse_shard
 from data_tools.video_io import read_image, resample_indices, write_image, write_video
 
 logger = logging.getLogger("sim2real.run")
@@ -151,13 +152,7 @@ def _natural_key(text: str):
 
 def shard_of(sequences: list, shard: str | None) -> tuple[list, int, int]:
     """Sequences of shard ``i/n`` (or RANK/WORLD_SIZE from the environment), round-robin."""
-    if shard:
-        match = re.fullmatch(r"(\d+)/(\d+)", shard)
-        if not match or int(match[1]) >= int(match[2]):
-            raise DataError(None, f"--shard must look like i/n with 0 <= i < n, got {shard!r}")
-        index, count = int(match[1]), int(match[2])
-    else:
-        index, count = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    index, count = parse_shard(shard)
     return sequences[index::count], index, count
 
 

@@ -18,7 +18,8 @@ from data_tools.metrics.keypoints import HandKeypoints
 from data_tools.metrics.standins import write_standins
 from data_tools.segmentation import colorize_classes
 from data_tools.video_io import read_video, write_video
-from motion_gen.evaluate import EvalConfig, RunConfig, compute_metrics, generate_run, parse_shard
+from data_tools.sharding import parse_shard
+from motion_gen.evaluate import EvalConfig, RunConfig, compute_metrics, generate_run
 from data_tools.config import load_config
 
 T, H, W = 9, 32, 48

@@ -7,7 +7,8 @@ import torch
 
 from data_tools.errors import DataError
 from data_tools.latent_store import (LatentDataset, LatentStoreWriter, find_shards, merge_stores, read_index,
-                                     sample_key, shard_indices, shard_root)
+                                     sample_key, shard_root)
+from data_tools.sharding import shard_indices
 from motion_gen.config import load_motion_config
 from motion_gen.prepare import main as prepare_main
 from motion_gen.prepare import prepare
