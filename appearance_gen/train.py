@@ -183,19 +183,13 @@ def train(cfg: AppearanceConfig) -> dict:
 def sample_dataset(folder: str, root: str, cfg: AppearanceConfig, num_frames: int = 9) -> str:
     """A processed dataset at ``root`` whose train and val splits hold one clip made from a condition video folder
     (e.g. the DexYCB sample), at ``data.size``: a smoke-test dataset for the tiny config. Returns ``root``."""
-    from data_tools.hoi_dataset import write_split
+    from data_tools.hoi_dataset import write_bundle_dataset
 
     names = condition_names(cfg.controlnet.branches)
-    bundle = ConditionBundle.from_video_folder(folder, names, num_frames=num_frames, size=tuple(cfg.data.size))
-    if bundle.video is None:
-        raise DataError(folder, "needs a video (video.mp4 or *_video.mp4) to train on")
-    clip = "clip0"
-    if not bundle.prompt:
-        bundle.prompt = "a hand grasps an object on a table"
-    bundle.save_video_folder(os.path.join(root, clip))
-    for split in ("train", "val"):
-        write_split(root, split, [clip], [bundle.prompt], columns=["video", *names])
-    return root
+    bundle = ConditionBundle.from_video_folder(folder, names, num_frames=num_frames, size=tuple(cfg.data.size),
+                                               require_video=True)
+    bundle.prompt = bundle.prompt or "a hand grasps an object on a table"
+    return write_bundle_dataset(root, bundle, "clip0", splits=("train", "val"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -147,8 +147,9 @@ class ConditionBundle:
     def from_video_folder(cls, folder: str | os.PathLike, names: Iterable[str] | None = None,
                           num_frames: int | None = None, size: tuple[int, int] | None = None,
                           resize_mode: ResizeMode = "crop", prompt: str | None = None,
-                          name: str | None = None) -> "ConditionBundle":
-        """Load ``{name}.mp4`` (or ``*_{name}.mp4``) per condition, plus ``video``/``image`` when present.
+                          name: str | None = None, require_video: bool = False) -> "ConditionBundle":
+        """Load ``{name}.mp4`` (or ``*_{name}.mp4``) per condition, plus ``video``/``image`` when present
+        (``require_video``: a missing ground-truth video is an error).
 
         Without ``num_frames``/``size`` every video must already share ``(T, H, W)``; with them each input is
         resampled explicitly (real inputs differ, e.g. the DexYCB sample's 49x480x720 vs 72x480x640 videos).
@@ -169,6 +170,8 @@ class ConditionBundle:
         if not conditions:
             raise DataError(folder, f"no condition videos found (expected files named after {CONDITION_NAMES})")
         video_path = _find_video(folder, "video")
+        if require_video and video_path is None:
+            raise DataError(folder, "no ground-truth video (video.mp4 or *_video.mp4)")
         video = read_video(video_path, num_frames, size, resize_mode) if video_path else None
         image_path = _find_image(folder, ("first_frame", "image"))
         first = read_image(image_path, size, resize_mode) if image_path else None

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from torch.utils.data import Dataset
 
 from data_tools.bundle import CONDITION_INTERPOLATION, CONDITION_NAMES, ConditionBundle, check_condition_names
 from data_tools.errors import DataError
+from data_tools.atomic import write_json
 from data_tools.filelists import read_columns, read_filelist, write_filelist, write_prompts_jsonl
-from data_tools.video_io import ResizeMode, read_video
+from data_tools.video_io import ResizeMode, read_video, write_video
 
 PROMPT_COLUMN = "prompt"
 VIDEO_COLUMN = "video"
@@ -55,6 +58,29 @@ def write_prompts(root: str | os.PathLike, clip_dirs: Sequence[str], prompts: Se
     path = os.path.join(os.fspath(root), "prompts.jsonl")
     write_prompts_jsonl(path, [{"video": f"{c.rstrip('/')}/video.mp4", "prompt": p} for c, p in zip(clip_dirs, prompts)])
     return path
+
+
+def write_clip(root: str | os.PathLike, clip: str, videos: Mapping[str, np.ndarray], prompt: str,
+               fps: float = 15) -> str:
+    """Write one clip folder of the layout: ``{name}.mp4`` per video and ``descriptions.json`` with the prompt."""
+    folder = os.path.join(os.fspath(root), clip)
+    for name, frames in videos.items():
+        write_video(os.path.join(folder, f"{name}.mp4"), frames, fps=fps)
+    write_json(os.path.join(folder, "descriptions.json"), {"prompt": prompt})
+    return folder
+
+
+def write_bundle_dataset(root: str | os.PathLike, bundle: ConditionBundle, clip: str,
+                         splits: Sequence[str] = ("train",)) -> str:
+    """A one-clip dataset (smoke runs): ``bundle``'s video and conditions as clip ``clip``, listed in ``splits``."""
+    if bundle.video is None:
+        raise DataError(None, f"bundle '{bundle.name}' needs a video (video.mp4 or *_video.mp4) to become a dataset")
+    columns = [VIDEO_COLUMN, *bundle.conditions]
+    write_clip(root, clip, {VIDEO_COLUMN: bundle.video, **bundle.conditions}, bundle.prompt)
+    for split in splits:
+        write_split(root, split, [clip], [bundle.prompt], columns=columns)
+    write_prompts(root, [clip], [bundle.prompt])
+    return os.fspath(root)
 
 
 class HOISplit(Dataset):

@@ -11,21 +11,12 @@ import os
 
 import numpy as np
 
-from data_tools.atomic import write_json
-from data_tools.bundle import CONDITION_INTERPOLATION
+from data_tools.bundle import ConditionBundle
 from data_tools.cli import setup_logging, shared_samples_dir
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import write_prompts, write_split
-from data_tools.video_io import read_video, write_video
+from data_tools.hoi_dataset import write_bundle_dataset, write_clip, write_prompts, write_split
 
 COLUMNS = ("video", "hand_keypoints", "depth", "seg_mask")
-
-
-def _write_clip(root: str, clip: str, videos: dict[str, np.ndarray], prompt: str, fps: int = 15) -> None:
-    folder = os.path.join(root, clip)
-    for name, frames in videos.items():
-        write_video(os.path.join(folder, f"{name}.mp4"), frames, fps=fps)
-    write_json(os.path.join(folder, "descriptions.json"), {"prompt": prompt})
 
 
 def synthetic_clip(index: int, num_frames: int, size: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
@@ -55,7 +46,7 @@ def synthetic_dataset(root: str | os.PathLike, num_clips: int = 3, num_frames: i
     for i in range(num_clips):
         clip = f"synthetic/clip_{i:03d}"
         prompt = f"a square moves across the table, clip {i}"
-        _write_clip(root, clip, synthetic_clip(i, num_frames, size, seed), prompt)
+        write_clip(root, clip, synthetic_clip(i, num_frames, size, seed), prompt)
         clips.append(clip)
         prompts.append(prompt)
     write_split(root, split, clips, prompts, columns=COLUMNS)
@@ -66,18 +57,9 @@ def synthetic_dataset(root: str | os.PathLike, num_clips: int = 3, num_frames: i
 def sample_dataset(root: str | os.PathLike, sample_dir: str, num_frames: int = 9, size: tuple[int, int] = (32, 48),
                    split: str = "train") -> str:
     """The DexYCB sample (``val_{video,hand_keypoints,depth,seg_mask}.mp4``) as a one-clip dataset."""
-    root = os.fspath(root)
-    videos = {}
-    for name in COLUMNS:
-        path = os.path.join(sample_dir, f"val_{name}.mp4")
-        if not os.path.isfile(path):
-            raise DataError(path, "sample video missing")
-        videos[name] = read_video(path, num_frames, size, "crop", CONDITION_INTERPOLATION.get(name, "area"))
-    clip, prompt = "dexycb_sample/val", "a hand grasps an object on the table"
-    _write_clip(root, clip, videos, prompt)
-    write_split(root, split, [clip], [prompt], columns=COLUMNS)
-    write_prompts(root, [clip], [prompt])
-    return root
+    bundle = ConditionBundle.from_video_folder(sample_dir, COLUMNS[1:], num_frames, size,
+                                               prompt="a hand grasps an object on the table", require_video=True)
+    return write_bundle_dataset(root, bundle, "dexycb_sample/val", splits=[split])
 
 
 def main(argv=None) -> None:

@@ -88,6 +88,9 @@ def test_video_folder_from_real_sample(sample_dir, tmp_path):
     bundle.save_video_folder(tmp_path / "out")
     again = ConditionBundle.from_video_folder(tmp_path / "out")
     assert again.shape == (13, 60, 90) and set(again.conditions) == {"hand_keypoints", "depth", "seg_mask"}
+    os.remove(tmp_path / "out" / "video.mp4")
+    with pytest.raises(DataError, match="out: no ground-truth video"):
+        ConditionBundle.from_video_folder(tmp_path / "out", require_video=True)
     with pytest.raises(DataError, match="no video for condition 'normal'"):
         ConditionBundle.from_video_folder(tmp_path / "out", names=["normal"])
 

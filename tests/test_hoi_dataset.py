@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import HOISplit, write_prompts, write_split
+from data_tools.hoi_dataset import HOISplit, write_bundle_dataset, write_prompts, write_split
 from data_tools.filelists import read_filelist, read_prompts_jsonl
 from data_tools.video_io import write_video
 
@@ -40,3 +40,18 @@ def test_split_errors(tmp_path):
         HOISplit(tmp_path, "val", conditions=["normal"])
     with pytest.raises(DataError, match="split 'test' has no filelists"):
         HOISplit(tmp_path, "test")
+
+
+def test_bundle_becomes_a_one_clip_dataset(tmp_path):
+    from data_tools.bundle import ConditionBundle
+
+    video = np.full((5, 16, 24, 3), 90, np.uint8)
+    bundle = ConditionBundle({"depth": np.full((5, 16, 24, 3), 200, np.uint8)}, prompt="lift the can", video=video)
+    write_bundle_dataset(tmp_path, bundle, "clip0", splits=("train", "val"))
+    for split in ("train", "val"):
+        item = HOISplit(tmp_path, split, conditions=["depth"])[0]
+        assert item.shape == (5, 16, 24) and item.prompt == "lift the can"
+        assert abs(int(item.conditions["depth"].mean()) - 200) < 4
+    assert read_prompts_jsonl(tmp_path / "prompts.jsonl") == [{"video": "clip0/video.mp4", "prompt": "lift the can"}]
+    with pytest.raises(DataError, match="needs a video"):
+        write_bundle_dataset(tmp_path / "b", ConditionBundle({"depth": video}), "c")
