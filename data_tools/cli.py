@@ -5,9 +5,10 @@ import logging
 import os
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Configure root logging once: timestamps, level names, INFO (or DEBUG) on stderr."""
-    level = logging.DEBUG if verbose else logging.INFO
+def setup_logging(verbose: bool = False, level: int | None = None) -> None:
+    """Configure root logging once: timestamps, level names, INFO (DEBUG when verbose, or ``level``) on stderr."""
+    if level is None:
+        level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from tqdm import tqdm
 
 from data_tools.atomic import write_json
+from data_tools.cli import setup_logging
 from data_tools.errors import DataError
 from data_tools.geometry_maps import DEPTH_COLORMAPS
 
@@ -120,7 +121,7 @@ def _init_worker(log_level: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging(level=log_level)  # worker processes start without the parent's logging set-up
 
 
 def run_clips(
