@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import statistics
-import time
 
 import torch
 
@@ -140,18 +139,16 @@ def bench_real(num_condition_blocks: int = 12) -> dict:
         p.data = p.data.float()
     optimizer = torch.optim.AdamW(model.branch_parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1e-3)
     kwargs, conds = _inputs(model.config, 1, 13, 60, 90, model.config.condition_names, device, torch.bfloat16)
-    times = []
-    torch.cuda.reset_peak_memory_stats()
-    for _ in range(3):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
+
+    def train_step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = model(conditions=conds, **kwargs).sample
         out.float().square().mean().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+
+    torch.cuda.reset_peak_memory_stats()
+    times = [time_call(train_step, device) for _ in range(3)]
     return {"device": torch.cuda.get_device_name(), "step_seconds_first": times[0],
             "step_seconds_median_last2": statistics.median(times[1:]),
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
