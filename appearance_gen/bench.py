@@ -17,9 +17,9 @@ import torch
 from appearance_gen.config import load_appearance_config
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.pipeline import AppearancePipeline, predict_velocity
-from data_tools.atomic import write_json
-from data_tools.benchmark import median_time
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.benchmark import median_time
+from data_tools.io.cli import setup_logging
 
 logger = logging.getLogger(__name__)
 

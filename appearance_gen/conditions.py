@@ -3,7 +3,7 @@
 Converted real datasets (e.g. DexYCB) carry relative depth but no normal video, while the physical branch reads
 depth + normal. ``normals_from_depth`` estimates camera-space normals from the relative depth map (image
 gradients of the smoothed depth), encoded like the renderer's OpenGL-convention normal maps (x right, y up,
-z towards the camera; ``data_tools.geometry_maps.normals_to_rgb``). They are an approximation: a model trained on
+z towards the camera; ``data_tools.maps.geometry_maps.normals_to_rgb``). They are an approximation: a model trained on
 them sees smoother, scale-free normals than rendered ones.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ import os
 import cv2
 import numpy as np
 
-from data_tools.bundle import ConditionBundle
+from data_tools.maps.bundle import ConditionBundle
 from data_tools.errors import DataError
-from data_tools.geometry_maps import normals_to_rgb
-from data_tools.hoi_dataset import split_dir
+from data_tools.maps.geometry_maps import normals_to_rgb
+from data_tools.datasets.hoi_dataset import split_dir
 
 logger = logging.getLogger(__name__)
 NORMAL_SOURCES = ("auto", "file", "depth")

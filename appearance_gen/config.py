@@ -1,11 +1,11 @@
-"""Run configuration of the appearance stage (YAML -> dataclasses via ``data_tools.config``)."""
+"""Run configuration of the appearance stage (YAML -> dataclasses via ``data_tools.io.config``)."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Sequence
 
-from data_tools.config import load_config
-from data_tools.training import LoopConfig, OptimizerConfig
+from data_tools.io.config import load_config
+from data_tools.runtime.training import LoopConfig, OptimizerConfig
 
 
 @dataclasses.dataclass

@@ -16,9 +16,9 @@ import torch
 from appearance_gen.components import build_components, build_controlnets, resolve_dtype
 from appearance_gen.config import AppearanceConfig, load_appearance_config
 from appearance_gen.pipeline import AppearancePipeline
-from data_tools.bundle import CONDITION_INTERPOLATION, ConditionBundle, to_model_range
+from data_tools.maps.bundle import CONDITION_INTERPOLATION, ConditionBundle, to_model_range
 from data_tools.errors import DataError
-from data_tools.video_io import resize_frames
+from data_tools.io.video_io import resize_frames
 
 logger = logging.getLogger(__name__)
 

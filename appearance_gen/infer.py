@@ -23,13 +23,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from appearance_gen.generator import AppearanceGenerator
-from data_tools.atomic import write_json
-from data_tools.bundle import ConditionBundle
-from data_tools.cli import setup_logging
-from data_tools.contact_sheet import write_contact_sheet
+from data_tools.io.atomic import write_json
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.io.cli import setup_logging
+from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
-from data_tools.filelists import write_filelist
-from data_tools.video_io import read_image, write_image
+from data_tools.io.filelists import write_filelist
+from data_tools.io.video_io import read_image, write_image
 
 logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -144,7 +144,7 @@ def run_inference(gen: AppearanceGenerator, sources: Iterable[tuple[str, Conditi
 def dataset_sources(root: str, split: str, names: Sequence[str], size, limit: int | None,
                     normal_source: str = "auto"):
     from appearance_gen.conditions import split_conditions, with_normals_from_depth
-    from data_tools.hoi_dataset import HOISplit
+    from data_tools.datasets.hoi_dataset import HOISplit
 
     read, derive = split_conditions(root, split, list(names), normal_source)
     ds = HOISplit(root, split, conditions=read, num_frames=1, size=size, load_video=False)

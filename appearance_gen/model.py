@@ -21,7 +21,7 @@ from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 
-from data_tools.bundle import check_condition_names
+from data_tools.maps.bundle import check_condition_names
 from data_tools.errors import DataError
 
 logger = logging.getLogger(__name__)

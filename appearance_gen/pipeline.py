@@ -14,7 +14,7 @@ from diffusers.pipelines.flux.pipeline_flux_controlnet import (FluxControlNetPip
                                                                retrieve_timesteps)
 
 from appearance_gen.model import AppearanceControlNets
-from data_tools.bundle import from_model_range
+from data_tools.maps.bundle import from_model_range
 from data_tools.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""Training the two ControlNet branches on single frames of HOI videos (shared ``data_tools.training`` loop).
+"""Training the two ControlNet branches on single frames of HOI videos (shared ``data_tools.runtime.training`` loop).
 
 The FLUX transformer, VAE, CLIP and T5 are frozen; the loss is FLUX's flow matching (predict ``noise - data``
 at ``x_t = (1 - s) x_0 + s noise``) with the noise level ``s`` drawn logit-normal and shifted for the image
@@ -24,12 +24,12 @@ from appearance_gen.config import AppearanceConfig, load_appearance_config
 from appearance_gen.generator import branch_inputs_from_maps
 from appearance_gen.infer import write_grid
 from appearance_gen.pipeline import AppearancePipeline, predict_velocity
-from data_tools.bundle import ConditionBundle, to_model_range
-from data_tools.cli import setup_logging
-from data_tools.config import to_dict
+from data_tools.maps.bundle import ConditionBundle, to_model_range
+from data_tools.io.cli import setup_logging
+from data_tools.io.config import to_dict
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import HOISplit
-from data_tools.training import Trainer, TrainingSpec
+from data_tools.datasets.hoi_dataset import HOISplit
+from data_tools.runtime.training import Trainer, TrainingSpec
 
 logger = logging.getLogger(__name__)
 TIMESTEP_SAMPLINGS = ("shift", "uniform")
@@ -183,7 +183,7 @@ def train(cfg: AppearanceConfig) -> dict:
 def sample_dataset(folder: str, root: str, cfg: AppearanceConfig, num_frames: int = 9) -> str:
     """A processed dataset at ``root`` whose train and val splits hold one clip made from a condition video folder
     (e.g. the DexYCB sample), at ``data.size``: a smoke-test dataset for the tiny config. Returns ``root``."""
-    from data_tools.hoi_dataset import write_bundle_dataset
+    from data_tools.datasets.hoi_dataset import write_bundle_dataset
 
     names = condition_names(cfg.controlnet.branches)
     bundle = ConditionBundle.from_video_folder(folder, names, num_frames=num_frames, size=tuple(cfg.data.size),

@@ -1,6 +1,8 @@
-"""Shared data layer of the PAM engine: I/O, condition maps, filelists, bundles and the training runtime.
+"""Shared data layer of the PAM engine; no model code lives here and nothing here imports a stage package.
 
-No model code lives here; every stage imports from this package.
+Subpackages, each importing only those before it: ``io`` (files, videos, configs) <- ``maps`` (condition maps,
+``ConditionBundle``) <- ``pose`` (the pose stage), ``datasets`` (converters, processed layout), ``metrics``
+(metrics, evaluation runner), ``runtime`` (training runtime). ``errors.DataError`` is shared by all.
 """
 from data_tools.errors import DataError
 

@@ -19,9 +19,9 @@ import statistics
 
 import torch
 
-from data_tools.atomic import write_json
-from data_tools.benchmark import time_call
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.benchmark import time_call
+from data_tools.io.cli import setup_logging
 from motion_gen.components import tiny_base_transformer
 from motion_gen.config import load_motion_config
 from motion_gen.model import CogVideoXConditionTransformer, rotary_embeddings

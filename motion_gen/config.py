@@ -6,9 +6,9 @@ from typing import Sequence
 
 import torch
 
-from data_tools.config import load_config
+from data_tools.io.config import load_config
 from data_tools.errors import DataError
-from data_tools.training import LoopConfig, OptimizerConfig
+from data_tools.runtime.training import LoopConfig, OptimizerConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -72,7 +72,7 @@ class GenerateConfig:
 class DataConfig:
     """Where training data comes from and where pre-computed latents go."""
 
-    root: str | None = None  # processed dataset root (data_tools.hoi_dataset layout)
+    root: str | None = None  # processed dataset root (data_tools.datasets.hoi_dataset layout)
     split: str = "train"
     latents: str = "outputs/motion/latents"  # latent store written by prepare, read by train
     image_noise: bool = True  # noise the first frame in pixel space before encoding (log sigma ~ N(-3, 0.5))
@@ -82,7 +82,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Training of the condition branch (loop and optimiser come from data_tools.training)."""
+    """Training of the condition branch (loop and optimiser come from data_tools.runtime.training)."""
 
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
     optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)

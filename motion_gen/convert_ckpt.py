@@ -19,9 +19,9 @@ import shutil
 
 import torch
 
-from data_tools.cli import setup_logging
+from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
-from data_tools.training import latest_checkpoint
+from data_tools.runtime.training import latest_checkpoint
 from motion_gen.config import DTYPES
 from motion_gen.model import CogVideoXConditionTransformer
 

@@ -21,14 +21,14 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from data_tools.atomic import write_json
-from data_tools.bundle import ConditionBundle, check_condition_names
-from data_tools.config import load_config, to_dict
+from data_tools.io.atomic import write_json
+from data_tools.maps.bundle import ConditionBundle, check_condition_names
+from data_tools.io.config import load_config, to_dict
 from data_tools.errors import DataError
-from data_tools.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
-from data_tools.filelists import read_filelist
-from data_tools.sharding import parse_shard
-from data_tools.video_io import read_image, write_video
+from data_tools.metrics.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
+from data_tools.io.filelists import read_filelist
+from data_tools.runtime.sharding import parse_shard
+from data_tools.io.video_io import read_image, write_video
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class SampleSource:
     def __init__(self, cfg: DatasetConfig, conditions: Sequence[str], num_frames: int, size: tuple[int, int]):
         self.cfg, self.conditions, self.num_frames, self.size = cfg, list(conditions), num_frames, size
         if cfg.kind == "hoi":
-            from data_tools.hoi_dataset import HOISplit
+            from data_tools.datasets.hoi_dataset import HOISplit
 
             if not cfg.root:
                 raise DataError(None, "dataset.root is not set")
@@ -203,7 +203,7 @@ def compute_metrics(config: EvalConfig) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_tools.cli import setup_logging
+    from data_tools.io.cli import setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="YAML evaluation config (configs/eval/*.yaml)")

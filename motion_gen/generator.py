@@ -7,9 +7,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data_tools.bundle import ConditionBundle
+from data_tools.maps.bundle import ConditionBundle
 from data_tools.errors import DataError
-from data_tools.video_io import resize_frames
+from data_tools.io.video_io import resize_frames
 from motion_gen.components import build_scheduler, load_text_components, load_transformer, load_vae
 from motion_gen.config import MotionConfig, load_motion_config
 from motion_gen.pipeline import CogVideoXConditionPipeline

@@ -13,11 +13,11 @@ import os
 
 import numpy as np
 
-from data_tools.atomic import write_text
-from data_tools.bundle import SIM_FILE_RE, ConditionBundle
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_text
+from data_tools.maps.bundle import SIM_FILE_RE, ConditionBundle
+from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
-from data_tools.video_io import read_image, write_image, write_video
+from data_tools.io.video_io import read_image, write_image, write_video
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBloc
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resize_crop_region_for_grid
 from torch import nn
 
-from data_tools.bundle import check_condition_names
+from data_tools.maps.bundle import check_condition_names
 
 logger = logging.getLogger(__name__)
 BRANCH_PREFIXES = ("condition_embed", "condition_blocks", "condition_projections")

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from diffusers import CogVideoXImageToVideoPipeline
 
-from data_tools.bundle import CONDITION_INTERPOLATION, to_model_range
+from data_tools.maps.bundle import CONDITION_INTERPOLATION, to_model_range
 from data_tools.errors import DataError
-from data_tools.video_io import ResizeMode, read_video, resample_time, resize_frames
+from data_tools.io.video_io import ResizeMode, read_video, resample_time, resize_frames
 from motion_gen.latents import encode_condition
 from motion_gen.model import CogVideoXConditionTransformer
 

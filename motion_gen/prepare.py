@@ -1,6 +1,6 @@
 """Pre-compute the motion stage's training latents (resumable, shardable across processes) and merge shards.
 
-Per clip of a processed dataset split, one sample in a ``data_tools.latent_store`` store with tensors
+Per clip of a processed dataset split, one sample in a ``data_tools.runtime.latent_store`` store with tensors
 (VAE posterior parameters, mean and log-variance stacked on channels, ``(2C, F, h, w)``; not yet scaled):
 
     video                 the clip
@@ -23,12 +23,12 @@ import types
 import torch
 from tqdm.auto import tqdm
 
-from data_tools.bundle import to_model_range
-from data_tools.cli import setup_logging
+from data_tools.maps.bundle import to_model_range
+from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import HOISplit
-from data_tools.latent_store import LatentStoreWriter, find_shards, merge_stores, sample_key, shard_root
-from data_tools.sharding import shard_indices
+from data_tools.datasets.hoi_dataset import HOISplit
+from data_tools.runtime.latent_store import LatentStoreWriter, find_shards, merge_stores, sample_key, shard_root
+from data_tools.runtime.sharding import shard_indices
 from motion_gen.components import load_text_components, load_vae, max_text_length
 from motion_gen.config import DTYPES, MotionConfig, load_motion_config
 from motion_gen.latents import encode_distribution, latent_scale

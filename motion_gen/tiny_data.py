@@ -2,7 +2,7 @@
 
 ``synthetic_dataset``: clips of a square moving over a textured background, with matching keypoint, depth and
 seg-mask videos, so the conditions really predict the video. ``sample_dataset``: the shared DexYCB sample as a
-one-clip dataset. Both write the processed-dataset layout of ``data_tools.hoi_dataset``.
+one-clip dataset. Both write the processed-dataset layout of ``data_tools.datasets.hoi_dataset``.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 
-from data_tools.bundle import ConditionBundle
-from data_tools.cli import setup_logging, shared_samples_dir
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.io.cli import setup_logging, shared_samples_dir
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import write_bundle_dataset, write_clip, write_prompts, write_split
+from data_tools.datasets.hoi_dataset import write_bundle_dataset, write_clip, write_prompts, write_split
 
 COLUMNS = ("video", "hand_keypoints", "depth", "seg_mask")
 

@@ -1,4 +1,4 @@
-"""Train the condition branch on pre-computed latents with the shared ``data_tools.training.Trainer``.
+"""Train the condition branch on pre-computed latents with the shared ``data_tools.runtime.training.Trainer``.
 
 Loss as CogVideoX I2V: v-prediction turned into an x0 estimate (``scheduler.get_velocity``) against the clean
 latent, weighted by ``1 / (1 - alpha_bar_t)``; the first-frame latent (and each condition's first-frame latent)
@@ -17,10 +17,10 @@ import os
 import numpy as np
 import torch
 
-from data_tools.config import to_dict
+from data_tools.io.config import to_dict
 from data_tools.errors import DataError
-from data_tools.latent_store import LatentDataset
-from data_tools.training import Trainer, TrainingSpec
+from data_tools.runtime.latent_store import LatentDataset
+from data_tools.runtime.training import Trainer, TrainingSpec
 from motion_gen.components import build_scheduler, load_transformer
 from motion_gen.config import MotionConfig, load_motion_config
 from motion_gen.latents import condition_input, pad_first_frame, sample_latents
@@ -134,7 +134,7 @@ def train(cfg: MotionConfig) -> dict:
 
 
 def main(argv=None) -> None:
-    from data_tools.cli import setup_logging
+    from data_tools.io.cli import setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="motion YAML, e.g. configs/motion/dexycb.yaml")

@@ -6,7 +6,7 @@ source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" ""
 cd "$PAM_ROOT"
 train="${1:-200}"; heldout="${2:-24}"; seed="${3:-0}"
-python -m data_tools.toy_world generate --out outputs/toy_world/raw --train "$train" --heldout "$heldout" \
+python -m data_tools.pose.toy_world generate --out outputs/toy_world/raw --train "$train" --heldout "$heldout" \
   --seed "$seed" --config configs/toy_world/default.yaml
 python -m data_tools.datasets.dexycb --root outputs/toy_world/raw --out outputs/toy_world/processed --num-frames 9 \
   --workers 2

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh" ""  # explicit: a bare `source` would pass our arguments on
 cd "$PAM_ROOT"
-sample="$(python -c 'from data_tools.cli import shared_samples_dir as s; print(s() or "")')"
+sample="$(python -c 'from data_tools.io.cli import shared_samples_dir as s; print(s() or "")')"
 args=()
 if [ -n "$sample" ] && [[ " $* " != *" --sample-dataset "* ]]; then args=(--sample-dataset "$sample"); fi
 python -m appearance_gen.train --config configs/appearance/tiny.yaml "${args[@]}" "$@"

@@ -21,9 +21,9 @@ import numpy as np
 
 def dump(out: str, frames: int, height: int, width: int, obj_name: str) -> None:
     """Write the benchmark scene (hand and object vertices per frame, faces, camera) to ``out``."""
-    from data_tools.objects import resolve_object
-    from data_tools.procedural_hand import load_hand_model
-    from data_tools.trajectory import generate_grasp_trajectory
+    from data_tools.pose.objects import resolve_object
+    from data_tools.pose.procedural_hand import load_hand_model
+    from data_tools.pose.trajectory import generate_grasp_trajectory
 
     hand = load_hand_model(None)
     obj = resolve_object(obj_name)

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from data_tools.cli import setup_logging
-from data_tools.objects import resolve_object
-from data_tools.procedural_hand import load_hand_model
-from data_tools.render import RenderConfig, render_trajectory, write_outputs
-from data_tools.trajectory import generate_grasp_trajectory
+from data_tools.io.cli import setup_logging
+from data_tools.pose.objects import resolve_object
+from data_tools.pose.procedural_hand import load_hand_model
+from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.pose.trajectory import generate_grasp_trajectory
 
 logger = logging.getLogger("sim2real.bench_render")
 

@@ -14,13 +14,13 @@ import logging
 import os
 import time
 
-from data_tools.cli import setup_logging
-from data_tools.config import load_config
-from data_tools.contact_sheet import write_contact_sheet
-from data_tools.objects import BUILTIN_OBJECTS, resolve_object
-from data_tools.procedural_hand import load_hand_model
-from data_tools.render import RenderConfig, render_trajectory, write_outputs
-from data_tools.trajectory import generate_grasp_trajectory, save_trajectory
+from data_tools.io.cli import setup_logging
+from data_tools.io.config import load_config
+from data_tools.io.contact_sheet import write_contact_sheet
+from data_tools.pose.objects import BUILTIN_OBJECTS, resolve_object
+from data_tools.pose.procedural_hand import load_hand_model
+from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.pose.trajectory import generate_grasp_trajectory, save_trajectory
 
 logger = logging.getLogger("sim2real.demo")
 

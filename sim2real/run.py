@@ -23,14 +23,14 @@ from typing import Sequence
 
 import numpy as np
 
-from data_tools.atomic import write_json
-from data_tools.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
-from data_tools.config import load_config, to_dict
-from data_tools.contact_sheet import write_contact_sheet
+from data_tools.io.atomic import write_json
+from data_tools.maps.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
+from data_tools.io.config import load_config, to_dict
+from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
-from data_tools.render import RenderConfig, render_trajectory
-from data_tools.sharding import parse_shard
-from data_tools.video_io import read_image, resample_indices, write_image, write_video
+from data_tools.pose.render import RenderConfig, render_trajectory
+from data_tools.runtime.sharding import parse_shard
+from data_tools.io.video_io import read_image, resample_indices, write_image, write_video
 
 logger = logging.getLogger("sim2real.run")
 TRAJECTORY_SUFFIXES = (".npz", ".json")
@@ -233,7 +233,7 @@ class Sim2Real:
         elif seq.kind == "video":
             bundle = ConditionBundle.from_video_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
         else:
-            from data_tools.trajectory import load_trajectory
+            from data_tools.pose.trajectory import load_trajectory
 
             traj = load_trajectory(seq.path)
             traj = traj.subset(resample_indices(traj.num_frames, frames))   # render only the frames we keep
@@ -355,7 +355,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from data_tools.cli import setup_logging
+    from data_tools.io.cli import setup_logging
 
     args = parse_args(argv)
     setup_logging(args.verbose)

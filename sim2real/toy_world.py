@@ -1,4 +1,4 @@
-"""Tiny models of both stages trained on the procedural world (``data_tools.toy_world``), and its ablation.
+"""Tiny models of both stages trained on the procedural world (``data_tools.pose.toy_world``), and its ablation.
 
 The stages load real weights from local diffusers folders; for this world those folders are made here (tiny
 seeded text encoders and transformers plus VAEs trained briefly on the world's frames), then the stages train
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_tools.atomic import write_json, write_text
+from data_tools.io.atomic import write_json, write_text
 from data_tools.errors import DataError, require_file
 from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
                                         save_segmenter, segmentation_report, split_frames)
-from data_tools.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
+from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ClipFrames(torch.utils.data.Dataset):
 
     def __init__(self, root: str, split: str, num_frames: int, size, video_fraction: float, image: bool,
                  seed: int = 0, crop=None):
-        from data_tools.hoi_dataset import HOISplit
+        from data_tools.datasets.hoi_dataset import HOISplit
 
         self.split = HOISplit(root, split, ["hand_keypoints", "depth", "seg_mask"], num_frames, tuple(size))
         self.video_fraction, self.image, self.crop = video_fraction, image, crop
@@ -88,7 +88,7 @@ class ClipFrames(torch.utils.data.Dataset):
         return self.cache[index]
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from data_tools.bundle import to_model_range
+        from data_tools.maps.bundle import to_model_range
 
         streams = self.streams(index)
         which = 0 if self.rng.random() < self.video_fraction else int(self.rng.integers(1, len(streams)))
@@ -159,8 +159,8 @@ def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, limit: int = 8) -> float:
     """Mean PSNR (dB) of reconstructed real videos of ``split`` (``image``: frame by frame)."""
-    from data_tools.bundle import from_model_range, to_model_range
-    from data_tools.hoi_dataset import HOISplit
+    from data_tools.maps.bundle import from_model_range, to_model_range
+    from data_tools.datasets.hoi_dataset import HOISplit
     from data_tools.metrics.image_metrics import psnr
 
     split_ds = HOISplit(root, split, [], num_frames, tuple(size))
@@ -176,7 +176,7 @@ def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, lim
 @torch.no_grad()
 def latent_statistics(vae, dataset: ClipFrames, limit: int = 16) -> tuple[float, float]:
     """Mean and standard deviation of posterior-mean latents over real videos (for the scaling factors)."""
-    from data_tools.bundle import to_model_range
+    from data_tools.maps.bundle import to_model_range
 
     zs = []
     for i in range(min(limit, len(dataset))):
@@ -258,7 +258,7 @@ def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> st
     """A latent store for a subset of the conditions of ``source`` (a ``motion_gen.prepare`` store made with
     more conditions): the sample files are hard-linked (the extra condition tensors are simply not read) and
     ``store.json`` names the subset. Saves re-encoding the same clips once per condition set."""
-    from data_tools.latent_store import FORMAT, INDEX_FILE, SAMPLES_DIR, STORE_FILE, read_meta
+    from data_tools.runtime.latent_store import FORMAT, INDEX_FILE, SAMPLES_DIR, STORE_FILE, read_meta
 
     meta = read_meta(source)
     missing = [n for n in condition_names if n not in meta["condition_names"]]
@@ -301,7 +301,7 @@ def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_ou
     transformer to ``<output_dir>/final/transformer`` and into ``base_out``/transformer when given."""
     from appearance_gen.config import load_appearance_config
     from appearance_gen.train import AppearanceTrainingSpec, frame_dataset, validation_bundles
-    from data_tools.config import to_dict
+    from data_tools.io.config import to_dict
 
     class JointSpec(AppearanceTrainingSpec):
         def __init__(self, cfg, val_bundles):
@@ -341,8 +341,8 @@ def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_ou
 def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, fps: float = 15) -> str:
     """A run folder ``copy_first_frame`` in ``motion_gen.evaluate``'s format whose "generated" videos hold the
     ground-truth first frame still: the floor any motion model must beat."""
-    from data_tools.hoi_dataset import HOISplit
-    from data_tools.video_io import write_video
+    from data_tools.datasets.hoi_dataset import HOISplit
+    from data_tools.io.video_io import write_video
 
     ds = HOISplit(root, split, [], num_frames, tuple(size))
     run_dir = os.path.join(eval_dir, "copy_first_frame")
@@ -361,7 +361,7 @@ def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, f
 
 def ablation_markdown(eval_dir: str) -> str:
     """One table from ``results.json`` (PSNR / SSIM) and ``seg_iou.json`` (mask IoU) of an evaluation folder."""
-    from data_tools.bundle import CONDITION_NAMES
+    from data_tools.maps.bundle import CONDITION_NAMES
 
     with open(os.path.join(eval_dir, "results.json"), encoding="utf-8") as f:
         rows = json.load(f)["runs"]
@@ -394,7 +394,7 @@ def appearance_report(runs: dict[str, tuple[str, Sequence[str]]], root: str, spl
     """First frames of the appearance stage on a split: PSNR / SSIM against the real first frame and region IoU
     of the generated frame against its seg mask, for each ``{label: (config path, overrides)}`` run."""
     from appearance_gen.generator import AppearanceGenerator
-    from data_tools.hoi_dataset import HOISplit
+    from data_tools.datasets.hoi_dataset import HOISplit
     from data_tools.metrics.image_metrics import psnr, ssim
 
     rows = []
@@ -478,8 +478,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_tools.cli import setup_logging
-    from data_tools.config import load_config
+    from data_tools.io.cli import setup_logging
+    from data_tools.io.config import load_config
 
     args = parse_args(argv)
     setup_logging(args.verbose)

@@ -8,7 +8,7 @@ import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-from data_tools.cli import shared_samples_dir  # noqa: E402
+from data_tools.io.cli import shared_samples_dir  # noqa: E402
 
 SAMPLE_DIR = shared_samples_dir()
 

@@ -6,9 +6,9 @@ import pytest
 
 from appearance_gen.conditions import normals_from_depth, split_conditions
 from data_tools.errors import DataError
-from data_tools.geometry_maps import normals_to_rgb, rgb_to_normals
-from data_tools.hoi_dataset import write_split
-from data_tools.bundle import ConditionBundle
+from data_tools.maps.geometry_maps import normals_to_rgb, rgb_to_normals
+from data_tools.datasets.hoi_dataset import write_split
+from data_tools.maps.bundle import ConditionBundle
 
 
 def test_flat_depth_faces_the_camera_and_background_stays_black():

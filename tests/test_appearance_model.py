@@ -8,7 +8,7 @@ import torch
 from appearance_gen.generator import AppearanceGenerator, branch_inputs_from_maps
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.pipeline import predict_velocity
-from data_tools.bundle import ConditionBundle
+from data_tools.maps.bundle import ConditionBundle
 from data_tools.errors import DataError
 
 CONFIG = "configs/appearance/tiny.yaml"

@@ -13,11 +13,11 @@ from appearance_gen import infer
 from appearance_gen.config import load_appearance_config
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.train import sample_sigmas, train
-from data_tools.bundle import ConditionBundle
-from data_tools.filelists import read_filelist
-from data_tools.hoi_dataset import write_split
-from data_tools.training import read_train_log
-from data_tools.video_io import read_image
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.io.filelists import read_filelist
+from data_tools.datasets.hoi_dataset import write_split
+from data_tools.runtime.training import read_train_log
+from data_tools.io.video_io import read_image
 
 CONFIG = "configs/appearance/tiny.yaml"
 MAPS = ("hand_keypoints", "depth", "seg_mask", "normal")
@@ -44,7 +44,7 @@ def dataset_root(tmp_path_factory):
 def test_split_without_normals_estimates_them_from_depth(dataset_root):
     from appearance_gen.conditions import normals_from_depth
     from appearance_gen.train import frame_dataset
-    from data_tools.bundle import from_model_range, to_model_range
+    from data_tools.maps.bundle import from_model_range, to_model_range
     from data_tools.errors import DataError
 
     cfg = load_appearance_config(CONFIG, [f"data.root={dataset_root}", "data.split=no_normal"])

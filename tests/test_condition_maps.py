@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from data_tools.geometry_maps import foreground_from_seg, normalize_depth, normals_to_rgb, rgb_to_normals
-from data_tools.keypoints import BONES, draw_hand_keypoints, draw_hand_keypoints_video
-from data_tools.segmentation import (ADE20K_PALETTE, classes_from_colors, colorize_classes, colorize_dexycb_labels,
+from data_tools.maps.geometry_maps import foreground_from_seg, normalize_depth, normals_to_rgb, rgb_to_normals
+from data_tools.maps.keypoints import BONES, draw_hand_keypoints, draw_hand_keypoints_video
+from data_tools.maps.segmentation import (ADE20K_PALETTE, classes_from_colors, colorize_classes, colorize_dexycb_labels,
                                      dexycb_labels_to_classes)
-from data_tools.video_io import read_video, write_video
+from data_tools.io.video_io import read_video, write_video
 
 
 def straight_hand():

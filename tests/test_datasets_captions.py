@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from data_tools.datasets import captions, dexycb, synthetic
-from data_tools.filelists import read_filelist, read_prompts_jsonl
-from data_tools.video_io import read_video
+from data_tools.io.filelists import read_filelist, read_prompts_jsonl
+from data_tools.io.video_io import read_video
 
 SUBJECTS, SERIAL = synthetic.DEXYCB_SUBJECTS, synthetic.DEXYCB_SERIAL
 

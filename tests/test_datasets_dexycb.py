@@ -10,12 +10,12 @@ import pytest
 
 from data_tools.datasets import dexycb, synthetic
 from data_tools.datasets.index import read_index
-from data_tools.filelists import read_filelist, read_prompts_jsonl
-from data_tools.hoi_dataset import HOISplit
-from data_tools.keypoints import draw_hand_keypoints_video
-from data_tools.metrics.keypoints import HandKeypoints
-from data_tools.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
-from data_tools.video_io import read_video
+from data_tools.io.filelists import read_filelist, read_prompts_jsonl
+from data_tools.datasets.hoi_dataset import HOISplit
+from data_tools.maps.keypoints import draw_hand_keypoints_video
+from data_tools.maps.hand_joints import HandKeypoints
+from data_tools.maps.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
+from data_tools.io.video_io import read_video
 
 H, W, T = 64, 96, 3
 SUBJECTS, SERIAL = synthetic.DEXYCB_SUBJECTS, synthetic.DEXYCB_SERIAL

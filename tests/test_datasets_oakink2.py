@@ -9,10 +9,10 @@ import pytest
 
 from data_tools.datasets import oakink2, synthetic
 from data_tools.datasets.index import read_index
-from data_tools.filelists import read_filelist
-from data_tools.procedural_hand import procedural_hand
-from data_tools.segmentation import ADE20K_PALETTE, HAND_CLASS
-from data_tools.video_io import read_video
+from data_tools.io.filelists import read_filelist
+from data_tools.pose.procedural_hand import procedural_hand
+from data_tools.maps.segmentation import ADE20K_PALETTE, HAND_CLASS
+from data_tools.io.video_io import read_video
 
 H, W, FPS = 48, 64, 15
 K = synthetic.oakink2_intrinsics(H, W)

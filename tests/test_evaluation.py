@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from data_tools.errors import DataError
-from data_tools.evaluation import (Evaluator, MetricsConfig, results_markdown, run_from_filelists)
-from data_tools.filelists import write_filelist
-from data_tools.hoi_dataset import write_split
-from data_tools.keypoints import draw_hand_keypoints_video
+from data_tools.metrics.evaluation import (Evaluator, MetricsConfig, results_markdown, run_from_filelists)
+from data_tools.io.filelists import write_filelist
+from data_tools.datasets.hoi_dataset import write_split
+from data_tools.maps.keypoints import draw_hand_keypoints_video
 from data_tools.metrics.fvd import FVDConfig
-from data_tools.metrics.keypoints import HandKeypoints
+from data_tools.maps.hand_joints import HandKeypoints
 from data_tools.metrics.standins import write_standins
-from data_tools.segmentation import colorize_classes
-from data_tools.video_io import read_video, write_video
-from data_tools.sharding import parse_shard
+from data_tools.maps.segmentation import colorize_classes
+from data_tools.io.video_io import read_video, write_video
+from data_tools.runtime.sharding import parse_shard
 from motion_gen.evaluate import EvalConfig, RunConfig, compute_metrics, generate_run
-from data_tools.config import load_config
+from data_tools.io.config import load_config
 
 T, H, W = 9, 32, 48
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +136,7 @@ def test_keypoint_file_is_mapped_to_the_generated_frame(setup, tmp_path):
     joints = np.tile(np.array([[40.0, 30.0]]), (5, 21, 1)) + np.arange(5)[:, None, None]
     HandKeypoints(joints).save(tmp_path / "hand_joints.npz")
     write_video(tmp_path / "video.mp4", np.zeros((5, 60, 80, 3), np.uint8))
-    from data_tools.evaluation import Run
+    from data_tools.metrics.evaluation import Run
     cfg = MetricsConfig(metrics=["keypoints"])
     cfg.keypoints.estimator.path = weights["estimator"]
     evaluator = Evaluator(cfg)
@@ -154,7 +154,7 @@ def test_missing_weights_fail_before_work(setup):
         Evaluator(MetricsConfig(metrics=["fid"]))
     with pytest.raises(DataError, match="shard"):
         parse_shard("3/2")
-    from data_tools.evaluation import check_metric_weights
+    from data_tools.metrics.evaluation import check_metric_weights
     from motion_gen.evaluate import main
     with pytest.raises(DataError, match="absent.pt: weight file for metrics.keypoints.estimator.path"):
         main(["--config", CONFIG, "--set", "metrics.keypoints.estimator.path=absent.pt"] +
@@ -191,8 +191,8 @@ def test_cli_with_the_tiny_motion_generator(setup):
 
 def test_sim_folders_generation(setup, tmp_path):
     """dataset.kind=sim: conditions from rendered_{map}_{i}.png folders, the chosen first frame from a filelist."""
-    from data_tools.bundle import ConditionBundle
-    from data_tools.video_io import write_image
+    from data_tools.maps.bundle import ConditionBundle
+    from data_tools.io.video_io import write_image
 
     _, _, overrides = setup
     rng = np.random.default_rng(2)

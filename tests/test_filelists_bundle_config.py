@@ -4,13 +4,13 @@ import os
 import numpy as np
 import pytest
 
-from data_tools.bundle import ConditionBundle, from_model_range, to_model_range
-from data_tools.config import load_config, save_config
-from data_tools.contact_sheet import make_contact_sheet, write_contact_sheet
+from data_tools.maps.bundle import ConditionBundle, from_model_range, to_model_range
+from data_tools.io.config import load_config, save_config
+from data_tools.io.contact_sheet import make_contact_sheet, write_contact_sheet
 from data_tools.errors import DataError
-from data_tools.filelists import (read_columns, read_filelist, read_prompts_jsonl, write_filelist,
+from data_tools.io.filelists import (read_columns, read_filelist, read_prompts_jsonl, write_filelist,
                                   write_prompts_jsonl)
-from data_tools.video_io import read_image, read_video
+from data_tools.io.video_io import read_image, read_video
 
 
 def test_filelists_and_prompts_round_trip(tmp_path):

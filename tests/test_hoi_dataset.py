@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import HOISplit, write_bundle_dataset, write_prompts, write_split
-from data_tools.filelists import read_filelist, read_prompts_jsonl
-from data_tools.video_io import write_video
+from data_tools.datasets.hoi_dataset import HOISplit, write_bundle_dataset, write_prompts, write_split
+from data_tools.io.filelists import read_filelist, read_prompts_jsonl
+from data_tools.io.video_io import write_video
 
 
 def make_clip(root, clip, t=5, h=16, w=24, value=0):
@@ -43,7 +43,7 @@ def test_split_errors(tmp_path):
 
 
 def test_bundle_becomes_a_one_clip_dataset(tmp_path):
-    from data_tools.bundle import ConditionBundle
+    from data_tools.maps.bundle import ConditionBundle
 
     video = np.full((5, 16, 24, 3), 90, np.uint8)
     bundle = ConditionBundle({"depth": np.full((5, 16, 24, 3), 200, np.uint8)}, prompt="lift the can", video=video)

@@ -89,7 +89,7 @@ def test_lpips_roundtrip_and_independent_maths(tmp_path):
     loaded = LPIPS.load(str(path), "alex")
     a, b = _noisy_pair(1, shape=(3, 64, 64, 3), noise=60)
     got = loaded.video(a, b, batch_size=2)
-    from data_tools.bundle import to_model_range
+    from data_tools.maps.bundle import to_model_range
     want = _lpips_reference(model, to_model_range(a), to_model_range(b)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4)
     assert got.shape == (3,) and (got > 0).all()

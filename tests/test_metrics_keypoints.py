@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from data_tools.errors import DataError
-from data_tools.metrics.keypoints import (EstimatorConfig, HandKeypoints, TorchScriptHandEstimator, align_procrustes,
-                                          keypoint_metrics, mpjpe, pck)
+from data_tools.maps.hand_joints import HandKeypoints
+from data_tools.metrics.keypoints import (EstimatorConfig, TorchScriptHandEstimator, align_procrustes, keypoint_metrics,
+                                          mpjpe, pck)
 from data_tools.metrics.segmentation import mask_iou
-from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
 
 
 def _joints(t=2, seed=0):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from data_tools.errors import DataError
-from data_tools.latent_store import (LatentDataset, LatentStoreWriter, find_shards, merge_stores, read_index,
+from data_tools.runtime.latent_store import (LatentDataset, LatentStoreWriter, find_shards, merge_stores, read_index,
                                      sample_key, shard_root)
-from data_tools.sharding import shard_indices
+from data_tools.runtime.sharding import shard_indices
 from motion_gen.config import load_motion_config
 from motion_gen.prepare import main as prepare_main
 from motion_gen.prepare import prepare
@@ -51,8 +51,8 @@ def dataset_root(tmp_path_factory):
 
 
 def test_prepare_layout_matches_direct_encoding_and_resumes(dataset_root, tmp_path):
-    from data_tools.bundle import to_model_range
-    from data_tools.hoi_dataset import HOISplit
+    from data_tools.maps.bundle import to_model_range
+    from data_tools.datasets.hoi_dataset import HOISplit
     from motion_gen.components import load_vae
 
     cfg = load_motion_config(TINY, [f"data.root={dataset_root}", f"data.latents={tmp_path / 'lat'}",

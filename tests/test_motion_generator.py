@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_tools.bundle import ConditionBundle
+from data_tools.maps.bundle import ConditionBundle
 from data_tools.errors import DataError
 from motion_gen.generator import MotionGenerator
 
@@ -47,7 +47,7 @@ def test_errors(generator):
 
 def test_pipeline_on_dexycb_sample(generator, sample_dir, tmp_path):
     """9 frames at 32x48 from the real DexYCB sample conditions (resampled from 49x480x720 / 384x640)."""
-    from data_tools.video_io import read_image
+    from data_tools.io.video_io import read_image
 
     bundle = ConditionBundle.from_video_folder(sample_dir, names=generator.condition_names, num_frames=9,
                                                size=(32, 48), prompt="a hand grasps an object")
@@ -78,7 +78,7 @@ def test_ddim_scheduler_and_conditions_matter():
 
 
 def test_infer_cli_writes_video_and_side_by_side(sample_dir, tmp_path):
-    from data_tools.video_io import read_video
+    from data_tools.io.video_io import read_video
     from motion_gen.infer import main
 
     main(["--config", TINY, "--conditions", sample_dir, "--out", str(tmp_path / "out"), "--steps", "1",

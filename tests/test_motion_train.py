@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import Subset
 
-from data_tools.training import Trainer, list_checkpoints, read_train_log
+from data_tools.runtime.training import Trainer, list_checkpoints, read_train_log
 from motion_gen.config import load_motion_config
 from motion_gen.convert_ckpt import convert
 from motion_gen.model import CogVideoXConditionTransformer
@@ -122,7 +122,7 @@ def test_two_process_run_checkpoint_resume_and_convert(latents, tmp_path):
 DS_RUN = textwrap.dedent("""
     import json, os, sys, torch, deepspeed
     from safetensors.torch import save_file
-    from data_tools.latent_store import LatentDataset
+    from data_tools.runtime.latent_store import LatentDataset
     from motion_gen.config import load_motion_config
     from motion_gen.train import MotionSpec
     latents, out = sys.argv[1], sys.argv[2]

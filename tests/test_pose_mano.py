@@ -12,9 +12,9 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from data_tools.errors import DataError
-from data_tools.keypoints import JOINT_NAMES, NUM_JOINTS
-from data_tools.mano import JOINT21_FROM_MANO, MANO_PARENTS, MANO_TIP_VERTICES, HandModel, load_mano_data
-from data_tools.procedural_hand import procedural_hand
+from data_tools.maps.keypoints import JOINT_NAMES, NUM_JOINTS
+from data_tools.pose.mano import JOINT21_FROM_MANO, MANO_PARENTS, MANO_TIP_VERTICES, HandModel, load_mano_data
+from data_tools.pose.procedural_hand import procedural_hand
 
 V = 778
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from data_tools.bundle import ConditionBundle
-from data_tools.camera import Camera, look_at, rotation_matrix
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.pose.camera import Camera, look_at, rotation_matrix
 from data_tools.errors import DataError
-from data_tools.objects import builtin_object, corner_normals, winding_number
-from data_tools.procedural_hand import procedural_hand
-from data_tools.render import Part, RenderConfig, render_parts, render_trajectory, write_outputs
-from data_tools.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
-from data_tools.trajectory import (Grasp, generate_grasp_trajectory, interpolate_grasp, load_trajectory, read_graspxl,
+from data_tools.pose.objects import builtin_object, corner_normals, winding_number
+from data_tools.pose.procedural_hand import procedural_hand
+from data_tools.pose.render import Part, RenderConfig, render_parts, render_trajectory, write_outputs
+from data_tools.maps.segmentation import ADE20K_PALETTE, BACKGROUND_CLASS, HAND_CLASS
+from data_tools.pose.trajectory import (Grasp, generate_grasp_trajectory, interpolate_grasp, load_trajectory, read_graspxl,
                                    save_trajectory)
 
 torch.manual_seed(0)
@@ -75,7 +75,7 @@ def test_depth_of_planes_and_occlusion():
 
 
 def test_rasterizer_matches_brute_force_on_random_triangles():
-    from data_tools.render import rasterize
+    from data_tools.pose.render import rasterize
 
     rng = np.random.default_rng(0)
     cam = Camera(fx=30, fy=30, cx=15.5, cy=11.5, height=24, width=32)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from data_tools.errors import DataError
-from data_tools.objects import builtin_object
-from data_tools.procedural_hand import procedural_hand
-from data_tools.render import RenderConfig, render_trajectory, write_outputs
-from data_tools.trajectory import generate_grasp_trajectory, save_trajectory
-from data_tools.video_io import read_image, read_video, video_info
+from data_tools.pose.objects import builtin_object
+from data_tools.pose.procedural_hand import procedural_hand
+from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.pose.trajectory import generate_grasp_trajectory, save_trajectory
+from data_tools.io.video_io import read_image, read_video, video_info
 from sim2real.run import Sim2RealConfig, discover, main, read_first_frames, run, shard_of
 
 pytest.importorskip("appearance_gen.generator")
@@ -80,7 +80,7 @@ def test_batch_sharded_resumable_and_chosen_first_frames(inputs, tmp_path):
     # a chosen first frame from a list is used as is (resized to the generation size)
     picked = np.zeros((64, 96, 3), np.uint8)
     picked[:, :48] = 255
-    from data_tools.video_io import write_image
+    from data_tools.io.video_io import write_image
 
     write_image(str(tmp_path / "pick.png"), picked)
     (tmp_path / "chosen.txt").write_text("seq_1 pick.png\n")

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from data_tools import toy_world as tw
+from data_tools.pose import toy_world as tw
 from data_tools.metrics import regions
 from sim2real import toy_world as toy_training
 from data_tools.datasets.dexycb import convert_dexycb, discover
 from data_tools.errors import DataError
-from data_tools.filelists import read_filelist
-from data_tools.latent_store import LatentDataset, LatentStoreWriter
-from data_tools.render import RenderConfig, render_trajectory
-from data_tools.segmentation import HAND_CLASS, colorize_classes, colorize_dexycb_labels
-from data_tools.video_io import read_video
+from data_tools.io.filelists import read_filelist
+from data_tools.runtime.latent_store import LatentDataset, LatentStoreWriter
+from data_tools.pose.render import RenderConfig, render_trajectory
+from data_tools.maps.segmentation import HAND_CLASS, colorize_classes, colorize_dexycb_labels
+from data_tools.io.video_io import read_video
 
 SMALL = tw.ToyWorldConfig(height=48, width=72, num_frames=5, shadow_size=64)
 

@@ -8,13 +8,13 @@ import textwrap
 import pytest
 
 from data_tools.errors import DataError
-from data_tools.training import (LoopConfig, OptimizerConfig, Trainer, latest_checkpoint,
+from data_tools.runtime.training import (LoopConfig, OptimizerConfig, Trainer, latest_checkpoint,
                                  list_checkpoints, loss_ratio, read_train_log)
 
 TOY = textwrap.dedent('''
     import os, sys, torch
     from safetensors.torch import save_file
-    from data_tools.training import TrainingSpec
+    from data_tools.runtime.training import TrainingSpec
 
     class ToyData(torch.utils.data.Dataset):
         """y = 3 x - 1 with 32 fixed samples."""
@@ -108,7 +108,7 @@ def test_errors(toy, tmp_path):
 def test_two_processes_with_torchrun(toy, tmp_path):
     script = tmp_path / "run2.py"
     script.write_text(TOY + textwrap.dedent(f'''
-        from data_tools.training import LoopConfig, OptimizerConfig, Trainer
+        from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer
         import json
         loop = LoopConfig(output_dir={str(tmp_path / "ddp")!r}, max_steps=4, batch_size=4, checkpoint_every=2,
                           log_every=0, cpu=True)

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from data_tools import video_io
+from data_tools.io import video_io
 from data_tools.errors import DataError
-from data_tools.video_io import (read_image, read_video, resample_indices, resize_frames, video_info, write_image,
+from data_tools.io.video_io import (read_image, read_video, resample_indices, resize_frames, video_info, write_image,
                                  write_video)
 
 EXPECTED_SAMPLE_SHAPES = {  # (T, H, W) of the real DexYCB sample videos, as the facts doc lists them

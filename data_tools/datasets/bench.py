@@ -14,8 +14,8 @@ import shutil
 import time
 from typing import Sequence
 
-from data_tools.atomic import write_json
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.cli import setup_logging
 from data_tools.datasets import dexycb, oakink2, synthetic
 
 logger = logging.getLogger(__name__)

@@ -18,13 +18,13 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.atomic import write_json
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.cli import setup_logging
 from data_tools.datasets.index import read_index, write_index
 from data_tools.datasets.runner import ClipResult, Summary, run_command
 from data_tools.errors import DataError
-from data_tools.hoi_dataset import read_descriptions
-from data_tools.video_io import read_video, resample_indices
+from data_tools.datasets.hoi_dataset import read_descriptions
+from data_tools.io.video_io import read_video, resample_indices
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from data_tools.bundle import CONDITION_INTERPOLATION
+from data_tools.maps.bundle import CONDITION_INTERPOLATION
 from data_tools.errors import DataError
-from data_tools.geometry_maps import colorize_depth, normalize_depth
-from data_tools.video_io import read_video, resample_time, resize_frames, write_video
+from data_tools.maps.geometry_maps import colorize_depth, normalize_depth
+from data_tools.io.video_io import read_video, resample_time, resize_frames, write_video
 
 
 def write_clip_maps(folder: str, maps: Mapping[str, np.ndarray], fps: float, size: Sequence[int] | None = None,

@@ -28,17 +28,17 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from data_tools.atomic import write_json
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
 from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
 from data_tools.errors import DataError
-from data_tools.geometry_maps import normalize_depth
-from data_tools.keypoints import NUM_JOINTS, draw_hand_keypoints_video
-from data_tools.segmentation import colorize_dexycb_labels
-from data_tools.metrics.keypoints import HandKeypoints, map_points
-from data_tools.video_io import read_image, resample_indices
+from data_tools.maps.geometry_maps import normalize_depth
+from data_tools.maps.keypoints import NUM_JOINTS, draw_hand_keypoints_video
+from data_tools.maps.segmentation import colorize_dexycb_labels
+from data_tools.maps.hand_joints import HandKeypoints, map_points
+from data_tools.io.video_io import read_image, resample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ COLOR_FORMAT = "color_{:06d}.jpg"
 DEPTH_FORMAT = "aligned_depth_to_color_{:06d}.png"
 LABEL_FORMAT = "labels_{:06d}.npz"
 NOT_SUBJECTS = {"calibration", "models", "bop"}
-JOINTS_FILE = "hand_joints.npz"  # read by data_tools.evaluation (KeypointEvalConfig.file_name)
+JOINTS_FILE = "hand_joints.npz"  # read by data_tools.metrics.evaluation (KeypointEvalConfig.file_name)
 OUTPUTS = ("video.mp4", "hand_keypoints.mp4", "depth.mp4", "seg_mask.mp4", JOINTS_FILE, "descriptions.json")
 
 # Official subject order of the DexYCB toolkit (folders start with the capture date); used for the split when

@@ -9,8 +9,8 @@ import os
 from typing import Mapping, Sequence
 
 from data_tools.errors import DataError
-from data_tools.filelists import read_filelist
-from data_tools.hoi_dataset import VIDEO_COLUMN, read_descriptions, split_dir, write_prompts, write_split
+from data_tools.io.filelists import read_filelist
+from data_tools.datasets.hoi_dataset import VIDEO_COLUMN, read_descriptions, split_dir, write_prompts, write_split
 
 SPLITS = ("train", "val", "test")
 

@@ -16,7 +16,7 @@ A camera's frames (sorted by id) are cut into consecutive clips of ``--video-len
 dropped), each written to ``<out>/<seq_token>/<serial>/<k>/``. Hands come from the MANO layer of the pose stage
 (``--mano-dir`` with MANO_RIGHT.pkl/MANO_LEFT.pkl, or the built-in procedural hand), posed as the toolkit's
 manotorch layer does (flat hand mean, wrist-centred, then ``tsl``), projected with each frame's camera and
-rendered through ``data_tools.render``.
+rendered through ``data_tools.pose.render``.
 
     python -m data_tools.datasets.oakink2 --root /data/OakInk-v2 --out data/oakink2_processed --mano-dir assets/mano_v1_2/models
 """
@@ -35,15 +35,15 @@ from typing import Sequence
 
 import numpy as np
 
-from data_tools.atomic import write_json
-from data_tools.camera import Camera
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.pose.camera import Camera
+from data_tools.io.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
 from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
 from data_tools.errors import DataError
-from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS
-from data_tools.video_io import read_image, resample_indices
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS
+from data_tools.io.video_io import read_image, resample_indices
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def frame_camera(anno: dict, serial: str, frame_id: int, height: int, width: int
 @functools.lru_cache(maxsize=4)
 def hand_model(side: str, mano_dir: str | None):
     """The pose stage's hand layer for ``side`` (MANO from ``mano_dir``, else the procedural hand)."""
-    from data_tools.procedural_hand import load_hand_model
+    from data_tools.pose.procedural_hand import load_hand_model
 
     path = None
     if mano_dir:
@@ -194,7 +194,7 @@ def pose_hands(anno: dict, frame_ids: Sequence[int], mano_dir: str | None, path:
 @functools.lru_cache(maxsize=64)
 def object_mesh(root: str, obj_id: str):
     """The ``ObjectMesh`` of ``object_preview/align_ds/<obj_id>/`` (its one .obj/.ply), or None without a mesh."""
-    from data_tools.objects import load_mesh
+    from data_tools.pose.objects import load_mesh
 
     folder = os.path.join(root, "object_preview", "align_ds", str(obj_id))
     files = sorted(glob.glob(os.path.join(glob.escape(folder), "*.obj")) +
@@ -264,7 +264,7 @@ def hand_joints_per_frame(cameras: Sequence[Camera], hands: dict[str, dict]) -> 
 
 def convert_clip(job: ClipJob, staging: str) -> None:
     """Convert one clip (``job.params``: token, serial, frame_ids and options) into ``staging``."""
-    from data_tools.render import Part, RenderConfig, condition_maps, render_parts  # the pose stage's renderer
+    from data_tools.pose.render import Part, RenderConfig, condition_maps, render_parts  # the pose stage's renderer
 
     p = job.params
     root, token, serial = job.source, p["token"], p["serial"]

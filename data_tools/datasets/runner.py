@@ -24,10 +24,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from data_tools.atomic import write_json
-from data_tools.cli import setup_logging
+from data_tools.io.atomic import write_json
+from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
-from data_tools.geometry_maps import DEPTH_COLORMAPS
+from data_tools.maps.geometry_maps import DEPTH_COLORMAPS
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data_tools.atomic import write_json
+from data_tools.io.atomic import write_json
 from data_tools.metrics.frechet import frechet_distance
 from data_tools.metrics.image_metrics import psnr, ssim
 from data_tools.metrics.lpips import LPIPS

@@ -18,7 +18,7 @@ import torch
 
 from data_tools.errors import DataError
 from data_tools.metrics.frechet import FeatureStats, frechet_distance
-from data_tools.video_io import resize_frames
+from data_tools.io.video_io import resize_frames
 
 logger = logging.getLogger(__name__)
 

@@ -15,63 +15,11 @@ import numpy as np
 import torch
 
 from data_tools.errors import DataError
-from data_tools.keypoints import NUM_JOINTS
-from data_tools.video_io import resize_frames
+from data_tools.maps.hand_joints import HandKeypoints, valid_joints
+from data_tools.maps.keypoints import NUM_JOINTS
+from data_tools.io.video_io import resize_frames
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class HandKeypoints:
-    """Keypoints of one hand over a video: ``joints_2d (T, 21, 2)`` px, optional ``joints_3d (T, 21, 3)`` mm."""
-
-    joints_2d: np.ndarray
-    joints_3d: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.joints_2d = np.asarray(self.joints_2d, dtype=np.float64)
-        if self.joints_2d.ndim != 3 or self.joints_2d.shape[1:] != (NUM_JOINTS, 2):
-            raise ValueError(f"joints_2d must be (T, {NUM_JOINTS}, 2), got {self.joints_2d.shape}")
-        if self.joints_3d is not None:
-            self.joints_3d = np.asarray(self.joints_3d, dtype=np.float64)
-            if self.joints_3d.shape != (len(self.joints_2d), NUM_JOINTS, 3):
-                raise ValueError(f"joints_3d must be ({len(self.joints_2d)}, {NUM_JOINTS}, 3), got {self.joints_3d.shape}")
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.joints_2d)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``joints_2d`` (and ``joints_3d``) to an npz file, atomically."""
-        from data_tools.atomic import atomic_path
-
-        arrays = {"joints_2d": self.joints_2d}
-        if self.joints_3d is not None:
-            arrays["joints_3d"] = self.joints_3d
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "HandKeypoints":
-        """Read an npz with ``joints_2d`` ``(T, 21, 2)`` (or ``(T, 1, 21, 2)``) and optional ``joints_3d``."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise DataError(path, "keypoint file does not exist")
-        with np.load(path) as data:
-            if "joints_2d" not in data:
-                raise DataError(path, f"keypoint file lacks 'joints_2d' (has {sorted(data.files)})")
-            j2 = data["joints_2d"]
-            j3 = data["joints_3d"] if "joints_3d" in data else None
-        try:
-            return cls(j2.reshape(len(j2), NUM_JOINTS, 2), None if j3 is None else j3.reshape(len(j3), NUM_JOINTS, 3))
-        except ValueError as exc:
-            raise DataError(path, str(exc)) from None
-
-
-def _valid(joints: np.ndarray) -> np.ndarray:
-    """``(..., J, D)`` -> ``(..., J)`` bool: finite and not the -1 'missing' marker."""
-    return np.isfinite(joints).all(-1) & ~(joints == -1).any(-1)
 
 
 def joint_errors(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +27,7 @@ def joint_errors(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.n
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     if pred.shape != target.shape:
         raise ValueError(f"predicted {pred.shape} and target {target.shape} keypoints differ in shape")
-    mask = _valid(pred) & _valid(target)
+    mask = valid_joints(pred) & valid_joints(target)
     err = np.linalg.norm(np.where(mask[..., None], pred - target, 0.0), axis=-1)
     return err, mask
 
@@ -129,7 +77,7 @@ def keypoint_metrics(pred: HandKeypoints, target: HandKeypoints, pck_thresholds:
     out.update({f"pck_{t:g}px": v for t, v in pck(pred.joints_2d, target.joints_2d, pck_thresholds).items()})
     if pred.joints_3d is not None and target.joints_3d is not None:
         p3, g3 = pred.joints_3d, target.joints_3d
-        ok = _valid(p3).all(-1) & _valid(g3).all(-1)  # whole frames: alignment needs all joints
+        ok = valid_joints(p3).all(-1) & valid_joints(g3).all(-1)  # whole frames: alignment needs all joints
         p3, g3 = p3[ok], g3[ok]
         if align_3d == "root":
             p3, g3 = align_root(p3), align_root(g3)
@@ -211,24 +159,3 @@ class TorchScriptHandEstimator(KeypointEstimator):
         joints_2d = joints_2d * np.array([video.shape[2] / w_in, video.shape[1] / h_in])
         joints_3d = np.concatenate(j3).astype(np.float64) * c.scale_3d if j3 else None
         return HandKeypoints(joints_2d, joints_3d)
-
-
-def map_points(joints_2d: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
-    """Move pixel ``(x, y)`` points the way ``video_io.resize_frames(mode)`` moves the frame they lie on.
-
-    Missing points (-1 / non-finite) stay -1.
-    """
-    (sh, sw), (th, tw) = src_hw, dst_hw
-    joints_2d = np.asarray(joints_2d, np.float64)
-    if mode == "resize":
-        rh, rw, y0, x0 = th, tw, 0, 0
-    elif mode in ("crop", "pad"):
-        scale = max(th / sh, tw / sw) if mode == "crop" else min(th / sh, tw / sw)
-        rh, rw = max(1, round(sh * scale)), max(1, round(sw * scale))
-        rh, rw = (max(rh, th), max(rw, tw)) if mode == "crop" else (min(rh, th), min(rw, tw))
-        sign = -1 if mode == "crop" else 1
-        y0, x0 = sign * (abs(rh - th) // 2), sign * (abs(rw - tw) // 2)
-    else:
-        raise ValueError(f"unknown resize mode {mode!r}")
-    out = (joints_2d + 0.5) * np.array([rw / sw, rh / sh]) - 0.5 + np.array([x0, y0])
-    return np.where(_valid(joints_2d)[..., None], out, -1.0)

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from data_tools.atomic import atomic_path
-from data_tools.bundle import to_model_range
+from data_tools.io.atomic import atomic_path
+from data_tools.maps.bundle import to_model_range
 from data_tools.errors import DataError
 
 logger = logging.getLogger(__name__)

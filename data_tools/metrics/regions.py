@@ -2,7 +2,7 @@
 
 Generated frames carry no labels. A small pixel classifier (dilated 3x3 convolutions, 33x33 context) fitted on
 ground-truth frames and their seg masks labels them, and ``region_iou`` compares the labelled regions. The
-procedural world (``data_tools.toy_world``) fits one on its real frames; its accuracy on held-out ground-truth
+procedural world (``data_tools.pose.toy_world``) fits one on its real frames; its accuracy on held-out ground-truth
 frames bounds what the IoU of generated frames can show.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_tools.atomic import atomic_path, write_json
+from data_tools.io.atomic import atomic_path, write_json
 from data_tools.errors import DataError, require_file
 from data_tools.metrics.segmentation import iou
-from data_tools.objects import BUILTIN_OBJECTS
-from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS, classes_from_colors
+from data_tools.pose.objects import BUILTIN_OBJECTS
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, classes_from_colors
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def region_iou(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 def split_frames(root: str, split: str, size, num_frames: int | None = None, limit: int | None = None):
     """Real frames ``(N, H, W, 3)`` and their region ids ``(N, H, W)`` of a processed split."""
-    from data_tools.hoi_dataset import HOISplit
+    from data_tools.datasets.hoi_dataset import HOISplit
 
     ds = HOISplit(root, split, ["seg_mask"], num_frames, tuple(size))
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -122,8 +122,8 @@ def load_segmenter(path: str) -> PixelSegmenter:
 def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: str | None = None) -> list[dict]:
     """Mask IoU of generated vs conditioning regions per run folder of ``motion_gen.evaluate`` (per-sample IoU,
     averaged); also the segmenter on the reference videos (its own accuracy). Writes ``<output>`` (json)."""
-    from data_tools.evaluation import load_run
-    from data_tools.video_io import read_video
+    from data_tools.metrics.evaluation import load_run
+    from data_tools.io.video_io import read_video
 
     rows, reference_done = [], {}
     for run_dir in run_dirs:

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS, classes_from_colors
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, classes_from_colors
 
 REGIONS = ("hand", "object", "foreground")
 

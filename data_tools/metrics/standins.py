@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data_tools.atomic import atomic_path
+from data_tools.io.atomic import atomic_path
 from data_tools.metrics.lpips import LPIPS
 
 

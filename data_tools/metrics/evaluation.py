@@ -6,7 +6,7 @@ video (read with the same time / space resampling as the generator's input, so f
 folder that may hold ground-truth joints (``hand_joints.npz``). ``motion_gen.evaluate`` writes run folders
 (``run.json`` + ``videos/*.mp4`` with one ``*.json`` record each); this module reads them, or two filelists.
 
-    python -m data_tools.evaluation --runs out/eval/all out/eval/depth --config configs/eval/metrics_tiny.yaml
+    python -m data_tools.metrics.evaluation --runs out/eval/all out/eval/depth --config configs/eval/metrics_tiny.yaml
 """
 from __future__ import annotations
 
@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_tools.atomic import write_json, write_text
-from data_tools.bundle import CONDITION_NAMES
-from data_tools.config import load_config, to_dict
+from data_tools.io.atomic import write_json, write_text
+from data_tools.maps.bundle import CONDITION_NAMES
+from data_tools.io.config import load_config, to_dict
 from data_tools.errors import DataError
-from data_tools.filelists import read_filelist
+from data_tools.io.filelists import read_filelist
 from data_tools.metrics.fvd import FVDConfig, FVDStats, VideoFeatureExtractor, fvd_from_stats
 from data_tools.metrics.image_metrics import psnr, ssim
-from data_tools.metrics.keypoints import (EstimatorConfig, HandKeypoints, TorchScriptHandEstimator, keypoint_metrics,
-                                          map_points)
+from data_tools.maps.hand_joints import HandKeypoints, map_points
+from data_tools.metrics.keypoints import EstimatorConfig, TorchScriptHandEstimator, keypoint_metrics
 from data_tools.metrics.lpips import LPIPS, LPIPSConfig
-from data_tools.video_io import read_video, resample_indices, video_info
+from data_tools.io.video_io import read_video, resample_indices, video_info
 
 logger = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def evaluate_runs(runs: Sequence[Run], config: MetricsConfig, output_dir: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_tools.cli import setup_logging
+    from data_tools.io.cli import setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="*", default=[], help="run folders written by motion_gen.evaluate")

@@ -1,9 +1,9 @@
 """A procedural hand-object world that tiny models can learn on CPU.
 
-Each sequence is a random grasp (``data_tools.trajectory.generate_grasp_trajectory``: the procedural hand
+Each sequence is a random grasp (``data_tools.pose.trajectory.generate_grasp_trajectory``: the procedural hand
 approaches, closes on and lifts a built-in object) filmed by a randomly placed camera. The *conditions* come from
 the plain pose-stage renderer (depth, seg mask, keypoints); the *"real" video* is a deterministic, richer
-rendering of the same scene built on the same rasteriser outputs (``data_tools.render.render_parts``: depth,
+rendering of the same scene built on the same rasteriser outputs (``data_tools.pose.render.render_parts``: depth,
 normals, class ids): a shaded skin-coloured hand, textured objects (stripes / checks / a label band in object
 coordinates), a wooden table, a wallpaper backdrop, one directional light with Blinn-Phong highlights and a
 shadow map (a second ``render_parts`` pass from the light). Materials and light are drawn from the sequence seed.
@@ -13,7 +13,7 @@ Sequences are written in the official DexYCB layout (``<subject>/<sequence>/<ser
 converts them unchanged (s0 split: the 5th sequence of a subject is held out; held-out sequences are placed
 in subjects 2, 3, ... so they land in ``test``).
 
-    python -m data_tools.toy_world generate --out data/toy_world/raw --train 160 --heldout 16
+    python -m data_tools.pose.toy_world generate --out data/toy_world/raw --train 160 --heldout 16
     python -m data_tools.datasets.dexycb --root data/toy_world/raw --out data/toy_world/processed --size 64x96
 
 Training the tiny models on it and the toy-scale ablation live in ``sim2real.toy_world``; the region segmenter
@@ -34,16 +34,16 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from data_tools.atomic import atomic_path, write_json
-from data_tools.camera import Camera, look_at, rotation_matrix
+from data_tools.io.atomic import atomic_path, write_json
+from data_tools.pose.camera import Camera, look_at, rotation_matrix
 from data_tools.errors import DataError
-from data_tools.geometry_maps import rgb_to_normals
-from data_tools.objects import BUILTIN_OBJECTS, ObjectMesh, builtin_object, corner_normals
-from data_tools.procedural_hand import procedural_hand
-from data_tools.render import Part, RenderConfig, render_parts
-from data_tools.segmentation import BACKGROUND_CLASS, DEXYCB_HAND_LABEL, HAND_CLASS
-from data_tools.trajectory import Trajectory, generate_grasp_trajectory, save_trajectory
-from data_tools.video_io import write_image
+from data_tools.maps.geometry_maps import rgb_to_normals
+from data_tools.pose.objects import BUILTIN_OBJECTS, ObjectMesh, builtin_object, corner_normals
+from data_tools.pose.procedural_hand import procedural_hand
+from data_tools.pose.render import Part, RenderConfig, render_parts
+from data_tools.maps.segmentation import BACKGROUND_CLASS, DEXYCB_HAND_LABEL, HAND_CLASS
+from data_tools.pose.trajectory import Trajectory, generate_grasp_trajectory, save_trajectory
+from data_tools.io.video_io import write_image
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def generate(out: str, num_train: int, num_heldout: int, config: ToyWorldConfig,
 
 # ------------------------------------------------------------------------------------------------ CLI
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m data_tools.toy_world", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m data_tools.pose.toy_world", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write N train + M held-out sequences in the DexYCB layout")
@@ -387,8 +387,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_tools.cli import setup_logging
-    from data_tools.config import load_config
+    from data_tools.io.cli import setup_logging
+    from data_tools.io.config import load_config
 
     args = parse_args(argv)
     setup_logging(args.verbose)

@@ -96,6 +96,6 @@ def to_dict(config) -> dict:
 
 def save_config(config, path: str | os.PathLike) -> None:
     """Write a dataclass config as YAML atomically."""
-    from data_tools.atomic import write_text
+    from data_tools.io.atomic import write_text
 
     write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

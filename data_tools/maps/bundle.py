@@ -14,9 +14,9 @@ from typing import Iterable
 
 import numpy as np
 
-from data_tools.atomic import write_text
+from data_tools.io.atomic import write_text
 from data_tools.errors import DataError
-from data_tools.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, read_image, read_video, resample_time, resize_frames,
+from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, read_image, read_video, resample_time, resize_frames,
                                  write_image, write_video)
 
 CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")

@@ -17,7 +17,7 @@ def shared_samples_dir() -> str | None:
 
     ``PAM_SHARED_DIR`` overrides the location of ``shared/``.
     """
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    shared = os.environ.get("PAM_SHARED_DIR", os.path.join(os.path.dirname(here), "shared"))
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shared = os.environ.get("PAM_SHARED_DIR", os.path.join(os.path.dirname(checkout), "shared"))
     path = os.path.join(shared, "samples", "dexycb_val")
     return path if os.path.isdir(path) else None

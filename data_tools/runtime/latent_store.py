@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 import torch
 from torch.utils.data import Dataset
 
-from data_tools.atomic import atomic_path, write_json, write_text
+from data_tools.io.atomic import atomic_path, write_json, write_text
 from data_tools.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from data_tools.video_io import resample_indices, resize_frames, write_image
+from data_tools.io.video_io import resample_indices, resize_frames, write_image
 
 LABEL_HEIGHT = 22
 

@@ -5,7 +5,7 @@ them with a restricted unpickler that turns chumpy objects into plain numpy arra
 is needed. ``HandModel`` is a torch module (CPU or GPU, batched, differentiable) doing shape blend shapes, pose
 blend shapes and linear blend skinning; it returns the 778 vertices and the 21 joints in the order of the
 reference (wrist, then thumb, index, middle, ring, little; 4 joints each: MANO's 16 joints plus 5 fingertip
-vertices). The built-in procedural hand (``data_tools.procedural_hand``) produces the same ``HandModelData``, so
+vertices). The built-in procedural hand (``data_tools.pose.procedural_hand``) produces the same ``HandModelData``, so
 everything downstream runs without the licensed file.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ MANO_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
 # Fingertip vertices of the MANO mesh, in the reference order thumb, index, middle, ring, little.
 MANO_TIP_VERTICES = (745, 317, 444, 556, 673)
 # 21 output joints (MANO 0-15 then tips 16-20 = thumb..little tips) reordered to wrist, thumb, index, middle,
-# ring, little (4 each, base to tip), the order of data_tools.keypoints.
+# ring, little (4 each, base to tip), the order of data_tools.maps.keypoints.
 JOINT21_FROM_MANO = np.array([0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20])
 # MANO joint index of each finger's chain (base to last joint), in the order thumb, index, middle, ring, little.
 FINGER_CHAINS = ((13, 14, 15), (1, 2, 3), (4, 5, 6), (10, 11, 12), (7, 8, 9))

@@ -5,7 +5,7 @@ import json
 import os
 from typing import Iterable, Mapping
 
-from data_tools.atomic import write_text
+from data_tools.io.atomic import write_text
 from data_tools.errors import DataError, require_file
 
 

@@ -12,7 +12,7 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 
-from data_tools.atomic import atomic_path
+from data_tools.io.atomic import atomic_path
 from data_tools.errors import DataError, require_file
 
 logger = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ For each frame of a trajectory it renders, at any size: metric depth, camera-spa
 149, objects keep their YCB ids, background 150) and a Lambert-shaded RGB, then turns them into the condition
 maps of the reference: depth (relative, near bright, background removed with the seg mask, normalised over the
 clip), normals (RGB), seg mask (ADE20K palette), hand keypoints (projected joints drawn by
-``data_tools.keypoints``). Results come back as a ``ConditionBundle`` (the shaded RGB in ``extras['rgb']``) and
+``data_tools.maps.keypoints``). Results come back as a ``ConditionBundle`` (the shaded RGB in ``extras['rgb']``) and
 can be written as a sim folder (``rendered_{map}_{i}.png``) and as condition mp4s.
 
-Rasteriser: pixel centres at integer coordinates (as ``data_tools.camera``); every triangle is split into
+Rasteriser: pixel centres at integer coordinates (as ``data_tools.pose.camera``); every triangle is split into
 pixel rows, each row's column span inside the triangle is solved from the edge functions, and a packed
 (depth, face) int64 key per covered pixel is reduced with ``scatter_reduce(amin)``: the nearest face wins. Attributes use perspective-correct
 barycentrics. Triangles with a vertex behind the near plane are dropped (no clipping).
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_tools.bundle import ConditionBundle
-from data_tools.camera import Camera, rotation_matrix
-from data_tools.geometry_maps import normalize_depth
-from data_tools.keypoints import draw_hand_keypoints_video
-from data_tools.objects import ObjectMesh, corner_normals
-from data_tools.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
-from data_tools.video_io import write_video
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.pose.camera import Camera, rotation_matrix
+from data_tools.maps.geometry_maps import normalize_depth
+from data_tools.maps.keypoints import draw_hand_keypoints_video
+from data_tools.pose.objects import ObjectMesh, corner_normals
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
+from data_tools.io.video_io import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RenderConfig:
     height: int = 480
     width: int = 720
     fps: float = 15.0
-    depth_colormap: str = "gray"       # gray | turbo (data_tools.geometry_maps.normalize_depth)
+    depth_colormap: str = "gray"       # gray | turbo (data_tools.maps.geometry_maps.normalize_depth)
     depth_near_is_bright: bool = True  # like DepthCrafter's relative depth in the real data
     depth_scope: str = "clip"          # clip: one min/max over all frames; frame: per frame
     normal_convention: str = "opengl"  # opengl: x right, y up, z towards the camera (bluish); opencv: as the camera
@@ -79,7 +79,7 @@ class Part:
 @dataclasses.dataclass
 class Frame:
     """Raw render of one frame: depth (H, W) float32 metres (0 = empty), normal map (H, W, 3) uint8 in the
-    configured convention (``data_tools.geometry_maps.normals_to_rgb`` encoding), classes (H, W), shaded rgb."""
+    configured convention (``data_tools.maps.geometry_maps.normals_to_rgb`` encoding), classes (H, W), shaded rgb."""
 
     depth: np.ndarray
     normal_rgb: np.ndarray
@@ -213,7 +213,7 @@ def _surface(normal: torch.Tensor, ray: torch.Tensor, albedo: torch.Tensor, conf
         normal = normal * torch.tensor([1.0, -1.0, -1.0], dtype=normal.dtype, device=normal.device)
     elif config.normal_convention != "opencv":
         raise ValueError(f"normal_convention must be 'opengl' or 'opencv', got {config.normal_convention!r}")
-    # same encoding as data_tools.geometry_maps.normals_to_rgb, here in float32 on the samples only (much faster)
+    # same encoding as data_tools.maps.geometry_maps.normals_to_rgb, here in float32 on the samples only (much faster)
     return rgb, ((normal + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -375,9 +375,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from data_tools.cli import setup_logging
-    from data_tools.config import load_config
-    from data_tools.trajectory import load_trajectory
+    from data_tools.io.cli import setup_logging
+    from data_tools.io.config import load_config
+    from data_tools.pose.trajectory import load_trajectory
 
     args = parse_args(argv)
     setup_logging(args.verbose)

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from data_tools.camera import rotation_matrix
+from data_tools.pose.camera import rotation_matrix
 from data_tools.errors import DataError, require_file
 
 

@@ -19,11 +19,11 @@ import os
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from data_tools.atomic import atomic_path, write_json
-from data_tools.camera import Camera, look_at
+from data_tools.io.atomic import atomic_path, write_json
+from data_tools.pose.camera import Camera, look_at
 from data_tools.errors import DataError, require_file
-from data_tools.mano import FINGER_CHAINS, HandModel
-from data_tools.objects import ObjectMesh, resolve_object, winding_number
+from data_tools.pose.mano import FINGER_CHAINS, HandModel
+from data_tools.pose.objects import ObjectMesh, resolve_object, winding_number
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Trajectory:
             raise DataError(source, "trajectory has no frames")
 
     def subset(self, indices) -> "Trajectory":
-        """The trajectory at the given frame indices (e.g. ``data_tools.video_io.resample_indices``)."""
+        """The trajectory at the given frame indices (e.g. ``data_tools.io.video_io.resample_indices``)."""
         indices = np.asarray(indices, dtype=np.int64)
         return dataclasses.replace(self, **{key: getattr(self, key)[indices] for key in PER_FRAME})
 
@@ -95,7 +95,7 @@ class Trajectory:
 
     def hand_model(self, mano_path: str | None = None) -> HandModel:
         """The MANO model from ``mano_path`` (same side), else the built-in procedural hand."""
-        from data_tools.procedural_hand import load_hand_model
+        from data_tools.pose.procedural_hand import load_hand_model
 
         return load_hand_model(mano_path, side=self.hand_side, use_pca=self.hand_pose_space == "pca",
                                num_pca_comps=self.hand_pose.shape[1] if self.hand_pose_space == "pca" else 45,
@@ -190,7 +190,7 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
         pose = pose[:, 3:]
     trans = np.asarray(hand["trans"], np.float64)
     if trans_is_wrist:
-        from data_tools.procedural_hand import procedural_hand
+        from data_tools.pose.procedural_hand import procedural_hand
 
         trans = trans - (hand_model or procedural_hand()).rest_joints()[0]
     mesh = object_mesh or os.path.join(os.path.dirname(path), f"{objects[0]}.obj")
@@ -373,8 +373,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from data_tools.cli import setup_logging
-    from data_tools.procedural_hand import load_hand_model
+    from data_tools.io.cli import setup_logging
+    from data_tools.pose.procedural_hand import load_hand_model
 
     args = parse_args(argv)
     setup_logging(args.verbose)

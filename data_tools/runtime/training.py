@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_tools.atomic import write_json
+from data_tools.io.atomic import write_json
 from data_tools.errors import DataError
 
 logger = logging.getLogger(__name__)

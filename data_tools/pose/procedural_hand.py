@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_tools.mano import NUM_MANO_JOINTS, HandModel, HandModelData, MANO_PARENTS
+from data_tools.pose.mano import NUM_MANO_JOINTS, HandModel, HandModelData, MANO_PARENTS
 
 # MANO joint order: 0 wrist, 1-3 index, 4-6 middle, 7-9 little, 10-12 ring, 13-15 thumb.
 # Per finger: base joint position, direction, three bone lengths (base->mid, mid->last, last->tip), base radius.
@@ -172,7 +172,7 @@ def procedural_hand(side: str = "right", **kwargs) -> HandModel:
 def load_hand_model(mano_path: str | None = None, side: str = "right", **kwargs) -> HandModel:
     """MANO from ``mano_path`` when given, else the built-in procedural hand."""
     if mano_path:
-        from data_tools.mano import load_mano_data
+        from data_tools.pose.mano import load_mano_data
 
         return HandModel(load_mano_data(mano_path, side=side), **kwargs)
     return procedural_hand(side, **kwargs)

@@ -16,11 +16,11 @@ import numpy as np
 
 from torch.utils.data import Dataset
 
-from data_tools.bundle import CONDITION_INTERPOLATION, CONDITION_NAMES, ConditionBundle, check_condition_names
+from data_tools.maps.bundle import CONDITION_INTERPOLATION, CONDITION_NAMES, ConditionBundle, check_condition_names
 from data_tools.errors import DataError
-from data_tools.atomic import write_json
-from data_tools.filelists import read_columns, read_filelist, write_filelist, write_prompts_jsonl
-from data_tools.video_io import ResizeMode, read_video, write_video
+from data_tools.io.atomic import write_json
+from data_tools.io.filelists import read_columns, read_filelist, write_filelist, write_prompts_jsonl
+from data_tools.io.video_io import ResizeMode, read_video, write_video
 
 PROMPT_COLUMN = "prompt"
 VIDEO_COLUMN = "video"

@@ -1,0 +1,4 @@
+"""Training runtime shared by both trainers: the accelerate ``Trainer``, latent store and shard helpers.
+
+Imports ``data_tools.io`` only; ``appearance_gen`` and ``motion_gen`` plug their models and losses into it.
+"""
