@@ -66,6 +66,8 @@ class GenerateConfig:
     vae_tiling: bool = False
     cpu_offload: bool = False
     device: str | None = None  # default: cuda when available
+    style: str = "engine"      # condition style (data_tools.maps.style); pam_release feeds normal as the reference does
+    fixed_conditions: dict[str, str] | None = None  # {stream: grey | zero_latent}; None: the style's (docs/motion.md)
 
 
 @dataclasses.dataclass

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from data_tools.maps.bundle import ConditionBundle
+from data_tools.maps.style import FIXED_INPUTS, get_style
 from data_tools.errors import DataError
 from data_tools.io.video_io import resize_frames
 from motion_gen.components import build_scheduler, load_text_components, load_transformer, load_vae
-from motion_gen.config import MotionConfig, load_motion_config
+from motion_gen.config import GenerateConfig, MotionConfig, load_motion_config
 from motion_gen.pipeline import CogVideoXConditionPipeline
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,23 @@ def check_video_shape(num_frames: int, size: tuple[int, int], where: str | None 
         raise DataError(where, f"size {size[0]}x{size[1]} is not a multiple of 16 (VAE 8x times patch 2)")
 
 
+def fixed_conditions(gen: GenerateConfig, streams: Sequence[str]) -> dict[str, str]:
+    """Streams of the transformer fed without a video: ``gen.fixed_conditions``, else the style's."""
+    fixed = gen.fixed_conditions if gen.fixed_conditions is not None else dict(get_style(gen.style).motion_fixed)
+    bad = {k: v for k, v in fixed.items() if v not in FIXED_INPUTS}
+    if bad:
+        raise DataError(None, f"generate.fixed_conditions values must be one of {FIXED_INPUTS}, got {bad}")
+    return {name: kind for name, kind in fixed.items() if name in streams}
+
+
 class MotionGenerator:
     """Generates a video from a first frame and a ``ConditionBundle``."""
 
     def __init__(self, cfg: MotionConfig, pipe: CogVideoXConditionPipeline):
         self.cfg, self.pipe = cfg, pipe
-        self.condition_names = list(pipe.transformer.config.condition_names)
+        streams = list(pipe.transformer.config.condition_names)
+        self.fixed_conditions = fixed_conditions(cfg.generate, streams)
+        self.condition_names = [n for n in streams if n not in self.fixed_conditions]   # the videos it needs
         self.num_frames, self.height, self.width = cfg.generate.num_frames, cfg.generate.height, cfg.generate.width
         tconfig = pipe.transformer.config
         # learned positional embeddings (CogVideoX-5b-I2V) only run at the size the model was built for
@@ -101,7 +113,8 @@ class MotionGenerator:
             conditions=conditions, height=run_size[0], width=run_size[1], num_frames=num_frames + extra,
             num_inference_steps=num_inference_steps or gen.num_inference_steps,
             guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
-            use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator, output_type="np",
+            fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
+            output_type="np",
             resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
         ).frames[0]
         video = np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)[:num_frames]

@@ -56,29 +56,51 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
     @torch.no_grad()
     def encode_conditions(self, conditions: Mapping[str, object], num_frames: int, height: int, width: int,
                           generator: torch.Generator | None = None, resize_mode: ResizeMode = "crop",
-                          device: torch.device | None = None) -> dict[str, torch.Tensor]:
-        """VAE-encode every condition the transformer needs into its model input ``(B, F, 2C, h, w)``."""
-        needed = list(self.transformer.config.condition_names)
-        missing = [n for n in needed if n not in conditions]
+                          device: torch.device | None = None,
+                          fixed: Mapping[str, str] | None = None) -> dict[str, torch.Tensor]:
+        """VAE-encode every condition the transformer needs into its model input ``(B, F, 2C, h, w)``.
+
+        ``fixed`` names streams fed without a video, as the reference feeds its released model's unused streams:
+        ``grey`` encodes an all-zero video in model range (mid-grey) like any condition; ``zero_latent`` gives
+        an all-zero model input (see docs/motion.md)."""
+        needed, fixed = list(self.transformer.config.condition_names), dict(fixed or {})
+        missing = [n for n in needed if n not in conditions and n not in fixed]
         if missing:
             raise DataError(None, f"missing condition videos {missing}; the transformer needs {needed}")
-        out = {}
+        out, device = {}, device or self._execution_device
         for name in needed:
-            frames = condition_frames(conditions[name], name, num_frames, (height, width), resize_mode)
-            out[name] = encode_condition(self.vae, frames, generator).to(device or self._execution_device)
+            if fixed.get(name) == "zero_latent":
+                out[name] = self.zero_condition_latent(num_frames, height, width).to(device)
+                continue
+            if fixed.get(name) == "grey":
+                frames = torch.zeros(1, num_frames, 3, height, width)
+            elif name in fixed:
+                raise DataError(None, f"fixed input for '{name}' must be grey or zero_latent, got {fixed[name]!r}")
+            else:
+                frames = condition_frames(conditions[name], name, num_frames, (height, width), resize_mode)
+            out[name] = encode_condition(self.vae, frames, generator).to(device)
         return out
+
+    def zero_condition_latent(self, num_frames: int, height: int, width: int) -> torch.Tensor:
+        """An all-zero condition model input ``(1, F, 2C, h, w)`` for a ``num_frames`` x ``height`` x ``width`` video."""
+        frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        return torch.zeros(1, frames, 2 * self.vae.config.latent_channels, height // self.vae_scale_factor_spatial,
+                           width // self.vae_scale_factor_spatial, dtype=self.vae.dtype)
 
     @torch.no_grad()
     def __call__(self, image, prompt=None, conditions: Mapping[str, object] | None = None,
                  height: int | None = None, width: int | None = None, num_frames: int = 49,
                  generator: torch.Generator | None = None, resize_mode: ResizeMode = "crop", **kwargs):
         """As the parent's ``__call__`` plus ``conditions``: ``{name: path | uint8 frames | tensor}`` for each
-        condition the transformer was built with, or ``{name: latent}`` via ``condition_latents=``."""
+        condition the transformer was built with (``fixed_conditions={name: "grey" | "zero_latent"}`` for streams
+        fed without a video), or ``{name: latent}`` via ``condition_latents=``."""
         height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
         width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
         latents = kwargs.pop("condition_latents", None)
+        fixed = kwargs.pop("fixed_conditions", None)
         if latents is None:
-            latents = self.encode_conditions(conditions or {}, num_frames, height, width, generator, resize_mode)
+            latents = self.encode_conditions(conditions or {}, num_frames, height, width, generator, resize_mode,
+                                             fixed=fixed)
         with self.transformer.bind_conditions(latents):
             return super().__call__(image=image, prompt=prompt, height=height, width=width, num_frames=num_frames,
                                     generator=generator, **kwargs)

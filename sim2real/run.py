@@ -28,6 +28,7 @@ from data_tools.maps.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
+from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard
 from data_tools.io.video_io import read_image, resample_indices, write_image, write_video
@@ -60,6 +61,8 @@ class Sim2RealConfig:
     fps: float = 15.0
     device: str | None = None
     mano_path: str | None = None         # MANO pkl for trajectories (None: procedural hand)
+    style: str | None = None             # condition style for rendering and the motion model's fixed streams
+    # (data_tools.maps.style; pam_release for the released weights); None: render.style and the motion config's
     render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
 
 
@@ -188,6 +191,7 @@ class Sim2Real:
     """Holds the two generators (loaded lazily, once) and runs sequences through them."""
 
     def __init__(self, config: Sim2RealConfig):
+        get_style(config.style or config.render.style)   # an unknown style fails before any model loads
         self.config = config
         if config.device is None and "LOCAL_RANK" in os.environ:
             import torch
@@ -204,6 +208,8 @@ class Sim2Real:
             else:
                 from motion_gen.generator import MotionGenerator as Generator
             path, overrides = getattr(self.config, f"{stage}_config"), getattr(self.config, f"{stage}_overrides")
+            if stage == "motion" and self.config.style:
+                overrides = [*overrides, f"generate.style={self.config.style}"]
             start = time.perf_counter()
             self._generators[stage] = Generator.load(path, overrides, self.config.device)
             logger.info("loaded %s model %s in %.1fs", stage, path, time.perf_counter() - start)
@@ -237,7 +243,7 @@ class Sim2Real:
 
             traj = load_trajectory(seq.path)
             traj = traj.subset(resample_indices(traj.num_frames, frames))   # render only the frames we keep
-            render_cfg = dataclasses.replace(cfg.render, height=size[0], width=size[1])
+            render_cfg = dataclasses.replace(cfg.render, height=size[0], width=size[1], style=cfg.style or cfg.render.style)
             rendered = render_trajectory(traj, render_cfg, traj.hand_model(cfg.mano_path),
                                          base_dir=os.path.dirname(os.path.abspath(seq.path)))
             timings["render_s"] = round(time.perf_counter() - start, 3)

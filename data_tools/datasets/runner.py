@@ -28,6 +28,7 @@ from data_tools.io.atomic import write_json
 from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
 from data_tools.maps.geometry_maps import DEPTH_COLORMAPS
+from data_tools.maps.style import STYLES, get_style
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +224,12 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
                         help=f"import video depth (e.g. DepthCrafter outputs) from this folder instead of {depth_help}")
     parser.add_argument("--depth-kind", choices=("disparity", "depth"), default="disparity",
                         help="what --depth-dir holds: disparity-like (large = near, DepthCrafter) or depth")
-    parser.add_argument("--depth-colormap", choices=DEPTH_COLORMAPS, default="gray",
-                        help="colours of depth.mp4 (near bright): gray (default, as the renderer's sim depth) or "
-                             "inferno (the look of the reference's real DexYCB depth)")
+    parser.add_argument("--style", choices=sorted(STYLES), default="engine",
+                        help="condition style (data_tools.maps.style): engine (default) or pam_release (the maps "
+                             "as the PAM authors' released models saw them: inferno depth)")
+    parser.add_argument("--depth-colormap", choices=DEPTH_COLORMAPS, default=None,
+                        help="colours of depth.mp4 (near bright), overriding the style's: gray (engine, as the "
+                             "renderer's sim depth) or inferno (pam_release: the reference's real DexYCB depth)")
     parser.add_argument("--num-frames", type=int, default=None,
                         help="resample every clip to this many frames (uniform in time; default: keep native)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="HxW",
@@ -241,7 +245,7 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
 
 # Per-clip output options every converter accepts (keyword arguments and CLI flags), with their defaults.
 CLIP_OPTIONS = {"num_frames": None, "size": None, "resize_mode": "crop", "fps": 15.0, "depth_dir": None,
-                "depth_kind": "disparity", "depth_colormap": "gray"}
+                "depth_kind": "disparity", "style": "engine", "depth_colormap": None}
 
 
 def clip_options(args=None, **overrides) -> dict:
@@ -251,6 +255,7 @@ def clip_options(args=None, **overrides) -> dict:
         raise TypeError(f"unknown clip option(s) {unknown}; known: {sorted(CLIP_OPTIONS)}")
     options = {k: getattr(args, k, v) for k, v in CLIP_OPTIONS.items()} if args is not None else dict(CLIP_OPTIONS)
     options.update(overrides)
+    options["depth_colormap"] = options["depth_colormap"] or get_style(options["style"]).depth_colormap
     return options
 
 

@@ -23,7 +23,7 @@ CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")
 # Label-like maps keep exact colours (nearest); smooth maps are area-averaged.
 CONDITION_INTERPOLATION = {"hand_keypoints": "nearest", "seg_mask": "nearest", "depth": "area",
                            "normal": "area", "tracking": "area", "rgb": "area"}
-SIM_MAP_NAMES = ("rgb", "normal", "depth", "seg_mask", "hand_keypoints")
+SIM_MAP_NAMES = ("rgb", "normal", "depth", "seg_mask", "hand_keypoints", "tracking")
 SIM_FILE_RE = re.compile(r"^rendered_(?P<name>[a-z_]+)_(?P<index>\d+)\.png$")
 
 

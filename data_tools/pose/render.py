@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from data_tools.maps.bundle import ConditionBundle
 from data_tools.pose.camera import Camera, rotation_matrix
-from data_tools.maps.geometry_maps import normalize_depth
+from data_tools.maps.geometry_maps import normalize_depth, normals_to_rgb
 from data_tools.maps.keypoints import draw_hand_keypoints_video
 from data_tools.pose.objects import ObjectMesh, corner_normals
 from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
+from data_tools.maps.style import get_style
 from data_tools.io.video_io import write_video
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class RenderConfig:
     height: int = 480
     width: int = 720
     fps: float = 15.0
-    depth_colormap: str = "gray"       # gray | turbo (data_tools.maps.geometry_maps.normalize_depth)
+    style: str = "engine"              # condition style (data_tools.maps.style): engine | pam_release | ...
+    depth_colormap: str | None = None  # gray | inferno | turbo; None: the style's
     depth_near_is_bright: bool = True  # like DepthCrafter's relative depth in the real data
     depth_scope: str = "clip"          # clip: one min/max over all frames; frame: per frame
     normal_convention: str = "opengl"  # opengl: x right, y up, z towards the camera (bluish); opencv: as the camera
@@ -63,6 +65,8 @@ class RenderConfig:
     cpu_threads: int | None = 1        # torch threads while rendering on CPU (None: leave torch's setting).
     # One is the robust default: the ops are small and oversubscribed cores make OpenMP threads crawl.
     max_candidates: int = 6_000_000    # pixel candidates per rasteriser pass (memory bound)
+    tracking_stride: int = 9           # tracking video (styles with tracking): grid spacing in pixels at 480 rows
+    tracking_point_size: int = 7       # side of each tracked point's square in pixels at 480 rows
 
 
 @dataclasses.dataclass
@@ -280,38 +284,54 @@ def _normalized_depth(depth: np.ndarray, foreground: np.ndarray, config: RenderC
         return out
     box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     d, m = depth[box], foreground[box]
+    colormap = config.depth_colormap or get_style(config.style).depth_colormap
     if config.depth_scope == "clip":
-        out[box] = normalize_depth(d, m, config.depth_near_is_bright, config.depth_colormap)
+        out[box] = normalize_depth(d, m, config.depth_near_is_bright, colormap)
     elif config.depth_scope == "frame":
-        out[box] = np.stack([normalize_depth(a, b, config.depth_near_is_bright, config.depth_colormap)
-                             for a, b in zip(d, m)])
+        out[box] = np.stack([normalize_depth(a, b, config.depth_near_is_bright, colormap) for a, b in zip(d, m)])
     else:
         raise ValueError(f"depth_scope must be 'clip' or 'frame', got {config.depth_scope!r}")
     return out
 
 
+def _normal_map(frames: list[Frame], depth_map: np.ndarray, config: RenderConfig) -> np.ndarray:
+    """The normal condition in the configured style: the rendered normals (empty pixels black, or the normal
+    facing the camera for full-frame styles), or a copy of the depth map."""
+    style = get_style(config.style)
+    if style.normal_source == "depth":
+        return depth_map.copy()
+    normals = np.stack([fr.normal_rgb for fr in frames])
+    if style.normal_background == "facing":
+        facing = (0.0, 0.0, 1.0) if config.normal_convention == "opengl" else (0.0, 0.0, -1.0)
+        normals[np.stack([fr.depth for fr in frames]) == 0] = normals_to_rgb(np.array(facing))
+    return normals
+
+
 def condition_maps(frames: list[Frame], joints_2d: np.ndarray, joints_cam: np.ndarray,
                    config: RenderConfig) -> dict[str, np.ndarray]:
     """Raw frames + projected joints ``(T, 21, 2)`` (camera-frame ``(T, 21, 3)``) -> condition videos
-    ``{name: (T, H, W, 3) uint8}`` plus ``rgb``."""
+    ``{name: (T, H, W, 3) uint8}`` plus ``rgb``, drawn in the configured style."""
     depth = np.stack([fr.depth for fr in frames])
     classes = np.stack([fr.classes for fr in frames])
     h, w = depth.shape[1:]
+    depth_map = _normalized_depth(depth, classes != BACKGROUND_CLASS, config)
     return {
         "hand_keypoints": draw_hand_keypoints_video(joints_2d, h, w, joints_cam),
-        "depth": _normalized_depth(depth, classes != BACKGROUND_CLASS, config),
+        "depth": depth_map,
         "seg_mask": colorize_classes(classes),
-        "normal": np.stack([fr.normal_rgb for fr in frames]),
+        "normal": _normal_map(frames, depth_map, config),
         "rgb": np.stack([fr.rgb for fr in frames]),
     }
 
 
 def render_trajectory(traj, config: RenderConfig, hand_model=None, obj: ObjectMesh | None = None,
                       base_dir: str | None = None, progress: bool = True) -> ConditionBundle:
-    """Render every frame of a ``Trajectory`` into a bundle (four conditions + the shaded ``extras['rgb']``).
+    """Render every frame of a ``Trajectory`` into a bundle (four conditions, plus ``tracking`` when the style
+    draws it, and the shaded ``extras['rgb']``).
 
     ``hand_model`` defaults to the trajectory's (procedural unless a MANO model is passed), ``obj`` to its object.
     """
+    style = get_style(config.style)   # an unknown style fails before rendering
     hand_model = hand_model or traj.hand_model()
     obj = obj or traj.resolve_object(base_dir)
     camera = traj.camera.scaled(config.height, config.width)
@@ -320,9 +340,14 @@ def render_trajectory(traj, config: RenderConfig, hand_model=None, obj: ObjectMe
     hand_verts = out.vertices.double().cpu().numpy()
     joints = out.joints.double().cpu().numpy()
     obj_normals = corner_normals(obj.vertices, obj.faces)
-    frames = _render_frames(traj, config, camera, hand_model, hand_verts, obj, obj_normals, progress)
+    parts = [_frame_parts(traj, t, config, hand_model, hand_verts, obj, obj_normals) for t in range(traj.num_frames)]
+    frames = _render_frames(parts, traj.name, config, camera, progress)
     joints_cam = camera.to_camera(joints)
     maps = condition_maps(frames, camera.project(joints_cam, world=False), joints_cam, config)
+    if style.tracking:
+        from data_tools.pose.tracking import tracking_video  # tracking builds on this module's rasteriser
+
+        maps["tracking"] = tracking_video(parts, frames, camera, config)
     rgb = maps.pop("rgb")
     return ConditionBundle(maps, prompt=traj.prompt, name=traj.name, extras={"rgb": rgb})
 
@@ -339,15 +364,17 @@ def _torch_threads(count: int | None):
         torch.set_num_threads(previous)
 
 
-def _render_frames(traj, config, camera, hand_model, hand_verts, obj, obj_normals, progress) -> list[Frame]:
-    frames, cache = [], {}
-    for t in tqdm(range(traj.num_frames), desc=f"render {traj.name}", disable=not progress, leave=False):
-        r = rotation_matrix(traj.object_rot[t])
-        parts = [Part(hand_verts[t], hand_model.faces, config.hand_class, config.hand_color),
-                 Part(obj.vertices @ r.T + traj.object_transl[t], obj.faces, obj.class_id, obj.color,
-                      obj_normals @ r.T)]
-        frames.append(render_parts(parts, camera, config, cache))
-    return frames
+def _frame_parts(traj, t, config, hand_model, hand_verts, obj, obj_normals) -> list[Part]:
+    """The hand and the posed object of frame ``t`` (world coordinates)."""
+    r = rotation_matrix(traj.object_rot[t])
+    return [Part(hand_verts[t], hand_model.faces, config.hand_class, config.hand_color),
+            Part(obj.vertices @ r.T + traj.object_transl[t], obj.faces, obj.class_id, obj.color, obj_normals @ r.T)]
+
+
+def _render_frames(parts_per_frame, name, config, camera, progress) -> list[Frame]:
+    cache = {}
+    return [render_parts(parts, camera, config, cache)
+            for parts in tqdm(parts_per_frame, desc=f"render {name}", disable=not progress, leave=False)]
 
 
 def write_outputs(bundle: ConditionBundle, out_dir: str, fps: float, sim: bool = True, mp4: bool = True) -> None:
