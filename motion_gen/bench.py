@@ -173,8 +173,9 @@ def main(argv=None) -> None:
                         help="latent frames/height/width of the tiny run (default: 9x32x48 video)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--out", default="outputs/bench/motion.json")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if args.real:
         result = {"real": bench_real()}
@@ -187,4 +188,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -153,8 +153,9 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--reference", action="store_true",
                         help="the input is a transformer folder saved by the reference PAM code")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     if args.reference:
         convert_reference(args.checkpoint, args.out, args.dtype)
     else:
@@ -162,4 +163,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

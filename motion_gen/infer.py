@@ -2,8 +2,9 @@
 
     python -m motion_gen.infer --config configs/motion/tiny.yaml --conditions ../shared/samples/dexycb_val \\
         --out outputs/motion/infer_tiny
-The conditions folder is a video folder (``{name}.mp4`` or ``*_{name}.mp4`` per condition, optional first frame
-``first_frame.png``/``*_image.jpg``, ``prompt.txt``) or a sim folder (``rendered_{map}_{i}.png``).
+The conditions folder is a video folder (``{name}.mp4`` or ``*_{name}.mp4`` per condition, also the reference's
+``val_hand.mp4`` for hand_keypoints; optional first frame ``first_frame.png``/``*_image.jpg``, ``prompt.txt``) or a
+sim folder (``rendered_{map}_{i}.png``). Bad input prints one line ``error: <file>: <problem>`` and exits with 2.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import os
 import numpy as np
 
 from data_tools.io.atomic import write_text
-from data_tools.maps.bundle import SIM_FILE_RE, ConditionBundle
+from data_tools.maps.bundle import SIM_FILE_RE, ConditionBundle, condition_videos
 from data_tools.io.cli import setup_logging
-from data_tools.errors import DataError
+from data_tools.errors import DataError, require_file
 from data_tools.io.video_io import read_image, write_image, write_video
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,21 @@ def write_outputs(out_dir: str, video: np.ndarray, bundle: ConditionBundle, fps:
     return written
 
 
+def check_inputs(folder: str, cfg, first_frame: str | None = None) -> None:
+    """Fail on a missing folder, condition video or first frame before any model is loaded (files only)."""
+    from motion_gen.generator import fixed_conditions
+
+    streams = list(cfg.model.condition_names)
+    fixed = fixed_conditions(cfg.generate, streams)
+    if not (os.path.isdir(folder) and any(SIM_FILE_RE.match(f) for f in os.listdir(folder))):
+        condition_videos(folder, [n for n in streams if n not in fixed])
+    if first_frame:
+        require_file(first_frame, "first frame")
+
+
 def main(argv=None) -> None:
-    from motion_gen.generator import MotionGenerator
+    from motion_gen.config import load_motion_config
+    from motion_gen.generator import MotionGenerator, build_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="motion YAML (configs/motion/tiny.yaml, cogvideox5b_i2v.yaml)")
@@ -74,9 +88,12 @@ def main(argv=None) -> None:
     parser.add_argument("--guidance", type=float, help="CFG scale (default: generate.guidance_scale)")
     parser.add_argument("--device", help="cuda / cpu (default: cuda when available)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value config overrides")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
-    setup_logging()
-    generator = MotionGenerator.load(args.config, args.overrides, device=args.device)
+    setup_logging(args.verbose)
+    cfg = load_motion_config(args.config, args.overrides)
+    check_inputs(args.conditions, cfg, args.first_frame)
+    generator = MotionGenerator(cfg, build_pipeline(cfg, args.device))
     bundle, first = load_inputs(args.conditions, generator, args.first_frame, args.prompt)
     video = generator.generate(first, bundle, seed=args.seed, num_inference_steps=args.steps,
                                guidance_scale=args.guidance)
@@ -85,4 +102,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

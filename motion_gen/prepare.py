@@ -162,4 +162,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

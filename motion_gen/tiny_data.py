@@ -70,8 +70,9 @@ def main(argv=None) -> None:
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--size", type=int, nargs=2, default=(32, 48), metavar=("H", "W"))
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
-    setup_logging()
+    setup_logging(args.verbose)
     sample = shared_samples_dir()
     if args.source == "sample" or (args.source == "auto" and sample):
         if not sample:
@@ -82,4 +83,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

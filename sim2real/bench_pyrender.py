@@ -72,6 +72,7 @@ def render(scene_path: str, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dump", help="write the scene (project venv)")
     d.add_argument("--out", required=True)
@@ -91,4 +92,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from data_tools.io.atomic import write_json
-from data_tools.maps.bundle import CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
+from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
@@ -73,7 +73,7 @@ class SimInput:
     kind: str  # "sim", "video" (folder of condition mp4s) or "trajectory"
 
 
-VIDEO_FOLDER_RE = re.compile(r"(^|_)(" + "|".join(CONDITION_NAMES) + r")\.mp4$")
+VIDEO_FOLDER_RE = re.compile(r"(^|_)(" + "|".join([*CONDITION_NAMES, *sum(CONDITION_ALIASES.values(), ())]) + r")\.mp4$")
 
 
 def is_sim_folder(path: str) -> bool:
@@ -371,4 +371,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

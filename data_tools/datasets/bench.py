@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=72, help="frames per DexYCB view (the release has 72)")
     parser.add_argument("--oakink2-clips", type=int, default=1, help="49-frame OakInk2 clips per camera")
     parser.add_argument("--workers", default="1,2", help="comma list of worker counts to time")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
-    setup_logging(False)
+    setup_logging(args.verbose)
     workers = [int(w) for w in args.workers.split(",")]
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
@@ -80,4 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from data_tools.io.atomic import write_json
 from data_tools.io.cli import setup_logging
 from data_tools.datasets.index import read_index, write_index
-from data_tools.datasets.runner import ClipResult, Summary, run_command
+from data_tools.datasets.runner import ClipResult, Summary
 from data_tools.errors import DataError
 from data_tools.datasets.hoi_dataset import read_descriptions
 from data_tools.io.video_io import read_video, resample_indices
@@ -220,13 +220,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
 
-    def body():
-        if args.tiny_model:
-            args.model, args.dtype = build_tiny_vlm(args.tiny_model), "float32"
-        captioner = VLMCaptioner(args.model, args.device, args.dtype, args.question, args.max_new_tokens) if args.model else None
-        caption_dataset(args.root, captioner, args.frames, args.overwrite)
-
-    return run_command(body)
+    if args.tiny_model:
+        args.model, args.dtype = build_tiny_vlm(args.tiny_model), "float32"
+    captioner = VLMCaptioner(args.model, args.device, args.dtype, args.question, args.max_new_tokens) if args.model else None
+    caption_dataset(args.root, captioner, args.frames, args.overwrite)
+    return 0
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -32,7 +32,7 @@ from data_tools.io.atomic import write_json
 from data_tools.io.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
+from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset
 from data_tools.errors import DataError
 from data_tools.maps.geometry_maps import normalize_depth
 from data_tools.maps.keypoints import NUM_JOINTS, draw_hand_keypoints_video
@@ -296,8 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--serials", type=lambda s: s.split(","), default=None, help="comma list of camera serials only")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    return run_command(lambda: convert_dexycb(args.root, args.out, args.subjects, args.serials, args.workers,
-                                              args.overwrite, **clip_options(args)))
+    convert_dexycb(args.root, args.out, args.subjects, args.serials, args.workers, args.overwrite, **clip_options(args))
+    return 0
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

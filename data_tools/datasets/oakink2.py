@@ -40,7 +40,7 @@ from data_tools.pose.camera import Camera
 from data_tools.io.cli import setup_logging
 from data_tools.datasets.captions import template_caption
 from data_tools.datasets.clips import external_depth_map, write_clip_maps
-from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset, run_command
+from data_tools.datasets.runner import ClipJob, add_converter_args, clip_options, convert_dataset
 from data_tools.errors import DataError
 from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS
 from data_tools.io.video_io import read_image, resample_indices
@@ -346,8 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the first N clips (sorted) form train, the rest val (= test); default 3000 as the reference")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    return run_command(lambda: convert_oakink2(args.root, args.out, args.video_len, args.mano_dir, args.num_train,
-                                               args.workers, args.overwrite, **clip_options(args)))
+    convert_oakink2(args.root, args.out, args.video_len, args.mano_dir, args.num_train, args.workers, args.overwrite,
+                    **clip_options(args))
+    return 0
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -257,13 +257,3 @@ def clip_options(args=None, **overrides) -> dict:
     options.update(overrides)
     options["depth_colormap"] = options["depth_colormap"] or get_style(options["style"]).depth_colormap
     return options
-
-
-def run_command(body: Callable[[], object]) -> int:
-    """Exit status of a CLI body: 0, or 2 after logging a DataError (the offending file and the problem)."""
-    try:
-        body()
-    except DataError as exc:
-        logger.error("%s", exc)
-        return 2
-    return 0

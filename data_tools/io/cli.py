@@ -3,6 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from data_tools.errors import DataError
+
+VERBOSE_FLAGS = ("-v", "--verbose")
 
 
 def setup_logging(verbose: bool = False, level: int | None = None) -> None:
@@ -21,3 +28,18 @@ def shared_samples_dir() -> str | None:
     shared = os.environ.get("PAM_SHARED_DIR", os.path.join(os.path.dirname(checkout), "shared"))
     path = os.path.join(shared, "samples", "dexycb_val")
     return path if os.path.isdir(path) else None
+
+
+def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
+    """Exit status of a command's ``main(argv)``: its return value (None: 0), or 2 after printing one line
+    ``error: <file>: <problem>`` on stderr when it raises a ``DataError`` (bad input); under ``-v``/``--verbose``
+    the traceback comes first. Every ``python -m`` entry point ends with ``raise SystemExit(run_cli(main))``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = main(argv)
+    except DataError as exc:
+        if any(flag in argv for flag in VERBOSE_FLAGS):
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if status is None else int(status)

@@ -23,6 +23,9 @@ CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")
 # Label-like maps keep exact colours (nearest); smooth maps are area-averaged.
 CONDITION_INTERPOLATION = {"hand_keypoints": "nearest", "seg_mask": "nearest", "depth": "area",
                            "normal": "area", "tracking": "area", "rgb": "area"}
+# Other file stems accepted for a condition in video folders: the reference's OakInk2 sample names its keypoint
+# video ``val_hand.mp4``.
+CONDITION_ALIASES = {"hand_keypoints": ("hand",)}
 SIM_MAP_NAMES = ("rgb", "normal", "depth", "seg_mask", "hand_keypoints", "tracking")
 SIM_FILE_RE = re.compile(r"^rendered_(?P<name>[a-z_]+)_(?P<index>\d+)\.png$")
 
@@ -37,15 +40,38 @@ def check_condition_names(names: Iterable[str], allowed: Iterable[str] = CONDITI
 
 
 def _find_video(folder: str, stem: str) -> str | None:
-    """``{stem}.mp4`` in ``folder``, or the single file ending in ``_{stem}.<video suffix>``."""
-    exact = os.path.join(folder, f"{stem}.mp4")
-    if os.path.isfile(exact):
-        return exact
-    hits = sorted(p for p in glob.glob(os.path.join(glob.escape(folder), f"*_{stem}.*"))
-                  if p.lower().endswith(VIDEO_SUFFIXES))
-    if len(hits) > 1:
-        raise DataError(folder, f"several files match condition '{stem}': {[os.path.basename(h) for h in hits]}")
-    return hits[0] if hits else None
+    """``{stem}.mp4`` in ``folder``, or the single file ending in ``_{stem}.<video suffix>``; then the same for
+    each of the stem's ``CONDITION_ALIASES``."""
+    for name in (stem, *CONDITION_ALIASES.get(stem, ())):
+        exact = os.path.join(folder, f"{name}.mp4")
+        if os.path.isfile(exact):
+            return exact
+        hits = sorted(p for p in glob.glob(os.path.join(glob.escape(folder), f"*_{name}.*"))
+                      if p.lower().endswith(VIDEO_SUFFIXES))
+        if len(hits) > 1:
+            raise DataError(folder, f"several files match condition '{stem}': {[os.path.basename(h) for h in hits]}")
+        if hits:
+            return hits[0]
+    return None
+
+
+def _looked_for(stem: str) -> str:
+    return " or ".join(f"{n}.mp4 or *_{n}.mp4" for n in (stem, *CONDITION_ALIASES.get(stem, ())))
+
+
+def condition_videos(folder: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, str]:
+    """``{condition: video path}`` of a video folder (files only, nothing is read): every one of ``names``
+    (DataError naming all that are missing), or the known conditions present when ``names`` is None."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DataError(folder, "condition folder does not exist")
+    wanted = check_condition_names(names) if names is not None else list(CONDITION_NAMES)
+    found = {cond: _find_video(folder, cond) for cond in wanted}
+    missing = [cond for cond, path in found.items() if path is None]
+    if missing and names is not None:
+        raise DataError(folder, "no video for " + "; ".join(f"condition '{c}' (looked for {_looked_for(c)})"
+                                                            for c in missing))
+    return {cond: path for cond, path in found.items() if path is not None}
 
 
 def _find_image(folder: str, stems: Iterable[str]) -> str | None:
@@ -148,7 +174,8 @@ class ConditionBundle:
                           num_frames: int | None = None, size: tuple[int, int] | None = None,
                           resize_mode: ResizeMode = "crop", prompt: str | None = None,
                           name: str | None = None, require_video: bool = False) -> "ConditionBundle":
-        """Load ``{name}.mp4`` (or ``*_{name}.mp4``) per condition, plus ``video``/``image`` when present
+        """Load ``{name}.mp4`` (or ``*_{name}.mp4``; ``CONDITION_ALIASES`` also, e.g. the reference's
+        ``val_hand.mp4`` for hand_keypoints) per condition, plus ``video``/``image`` when present
         (``require_video``: a missing ground-truth video is an error).
 
         Without ``num_frames``/``size`` every video must already share ``(T, H, W)``; with them each input is
@@ -156,17 +183,9 @@ class ConditionBundle:
         The prompt comes from ``prompt``, else ``prompt.txt`` in the folder, else "".
         """
         folder = os.fspath(folder)
-        if not os.path.isdir(folder):
-            raise DataError(folder, "condition folder does not exist")
-        wanted = check_condition_names(names) if names is not None else list(CONDITION_NAMES)
-        conditions = {}
-        for cond in wanted:
-            path = _find_video(folder, cond)
-            if path is None:
-                if names is not None:
-                    raise DataError(folder, f"no video for condition '{cond}' (looked for {cond}.mp4 or *_{cond}.mp4)")
-                continue
-            conditions[cond] = read_video(path, num_frames, size, resize_mode, CONDITION_INTERPOLATION[cond])
+        paths = condition_videos(folder, names)
+        conditions = {cond: read_video(path, num_frames, size, resize_mode, CONDITION_INTERPOLATION[cond])
+                      for cond, path in paths.items()}
         if not conditions:
             raise DataError(folder, f"no condition videos found (expected files named after {CONDITION_NAMES})")
         video_path = _find_video(folder, "video")
@@ -204,7 +223,7 @@ class ConditionBundle:
                         resize_mode: ResizeMode = "crop", prompt: str | None = None,
                         name: str | None = None) -> "ConditionBundle":
         """Load a sim folder of ``rendered_{map}_{i}.png`` frames (maps: rgb, normal, depth, seg_mask,
-        hand_keypoints). Frame indices must be contiguous from 0 and equal across maps. The shaded
+        hand_keypoints, tracking). Frame indices must be contiguous from 0 and equal across maps. The shaded
         ``rgb`` render goes to ``extras['rgb']``.
         """
         folder = os.fspath(folder)

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, default=400, help="feature size for the Fréchet distance (I3D: 400)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output", default="outputs/bench/evaluation.json")
+    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks of errors")
     args = parser.parse_args(argv)
     result = run(args.frames, *args.size, args.dims, args.device)
     write_json(args.output, result)
@@ -65,4 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))
