@@ -34,6 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads while rendering (default: 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed render repeats (best is reported)")
+    parser.add_argument("--style", default="engine", help="condition style (pam_release also draws the tracking map)")
     parser.add_argument("--log", default="outputs/bench/render.jsonl")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
     hand = load_hand_model(args.mano)
     traj = generate_grasp_trajectory(hand, resolve_object(args.object), args.object, args.frames, args.height,
                                      args.width, seed=0, name="bench")
-    config = RenderConfig(height=args.height, width=args.width, device=args.device, cpu_threads=args.threads)
+    config = RenderConfig(height=args.height, width=args.width, device=args.device, cpu_threads=args.threads,
+                          style=args.style)
     render_trajectory(traj, config, hand, progress=False)          # warm-up (allocations, kernels)
     times = []
     for _ in range(args.repeats):
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     n = args.frames
     record = {"frames": n, "height": args.height, "width": args.width, "device": args.device,
-              "threads": args.threads, "hand": hand.data.name, "object": args.object,
+              "threads": args.threads, "style": args.style, "hand": hand.data.name, "object": args.object,
               "render_fps_best": round(n / min(times), 2), "render_fps_median": round(n / sorted(times)[len(times) // 2], 2),
               "sim_png_fps": round(n / png_s, 2), "mp4_fps": round(n / mp4_s, 2),
               "end_to_end_fps": round(n / (min(times) + png_s + mp4_s), 2),
