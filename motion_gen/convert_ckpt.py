@@ -15,13 +15,13 @@ import argparse
 import json
 import logging
 import os
-import shutil
 
 import torch
 
 from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError
-from data_tools.runtime.training import latest_checkpoint
+from data_tools.runtime.checkpoints import (build_and_load, load_checkpoint_state, load_weights_file, read_model_config,
+                                            resolve_checkpoint, save_model_folder)
 from motion_gen.config import DTYPES
 from motion_gen.model import CogVideoXConditionTransformer
 
@@ -32,96 +32,25 @@ REFERENCE_KEYS = {"initial_combine_linear": "condition_embed", "transformer_bloc
 REFERENCE_CONDITION_ORDER = ("tracking", "normal", "depth", "seg_mask", "hand_keypoints")
 
 
-def resolve_checkpoint(path: str) -> str:
-    """A checkpoint folder: ``path`` itself, or the newest checkpoint of a training output folder."""
-    if not os.path.isdir(path):
-        raise DataError(path, "checkpoint folder does not exist")
-    if os.path.isfile(os.path.join(path, "trainer_state.json")) and not os.path.isdir(os.path.join(path, "checkpoints")):
-        return path
-    latest = latest_checkpoint(path)
-    if latest is None:
-        if any(f.endswith((".safetensors", ".bin")) for f in os.listdir(path)) or _deepspeed_dir(path):
-            return path
-        raise DataError(path, "no checkpoint found (expected checkpoints/checkpoint-<step>/ or model weights)")
-    return latest
-
-
-def _deepspeed_dir(path: str) -> str | None:
-    for folder in (path, *(os.path.join(path, d) for d in sorted(os.listdir(path)))):
-        if os.path.isdir(folder) and any(f.endswith("_model_states.pt") for f in os.listdir(folder)):
-            return folder
-    return None
-
-
-def load_state_dict(checkpoint: str) -> dict[str, torch.Tensor]:
-    """fp32 weights of the trained module from an accelerate or DeepSpeed checkpoint folder."""
-    for name in ("model.safetensors", "model_0.safetensors"):
-        if os.path.isfile(os.path.join(checkpoint, name)):
-            from safetensors.torch import load_file
-
-            return load_file(os.path.join(checkpoint, name))
-    for name in ("pytorch_model.bin", "pytorch_model_0.bin"):
-        if os.path.isfile(os.path.join(checkpoint, name)):
-            return torch.load(os.path.join(checkpoint, name), map_location="cpu", weights_only=True)
-    ds = _deepspeed_dir(checkpoint)
-    if ds is not None:
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-        parent, tag = os.path.split(ds) if ds != checkpoint else (checkpoint, None)
-        return get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
-    raise DataError(checkpoint, "no model weights (model.safetensors, pytorch_model.bin or a DeepSpeed folder)")
-
-
-def read_transformer_config(checkpoint: str, override: str | None = None) -> dict:
-    """The transformer's config from ``--transformer-config`` or the checkpoint's ``trainer_state.json``."""
-    path = override or os.path.join(checkpoint, "trainer_state.json")
-    if not os.path.isfile(path):
-        raise DataError(path, "model config not found; pass --transformer-config <folder>/config.json")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if override:
-        return data
-    config = (data.get("config") or {}).get("transformer_config")
-    if not config:
-        raise DataError(path, "has no config.transformer_config (not written by motion_gen.train?)")
-    return config
-
-
 def save_transformer(config: dict, state: dict[str, torch.Tensor], out_dir: str, dtype: str = "fp32",
                      source: str | None = None) -> str:
-    """Build the transformer from ``config`` with ``state`` (strict) and save it atomically as a diffusers folder."""
-    from accelerate import init_empty_weights
-
-    with init_empty_weights():
-        model = CogVideoXConditionTransformer.from_config({k: v for k, v in config.items() if not k.startswith("_")})
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if missing or unexpected:
-        raise DataError(source, f"weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    if DTYPES[dtype] != torch.float32:
-        model.to(DTYPES[dtype])
-    partial = out_dir.rstrip("/") + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial, safe_serialization=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(partial, out_dir)
-    logger.info("converted %s -> %s (%s)", source, out_dir, dtype)
-    return out_dir
+    """Build the transformer from ``config`` with ``state`` (every key checked) and save it atomically."""
+    model = build_and_load(CogVideoXConditionTransformer, {k: v for k, v in config.items() if not k.startswith("_")},
+                           state, source)
+    return save_model_folder(model, out_dir, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype], source)
 
 
 def convert(checkpoint: str, out_dir: str, transformer_config: str | None = None, dtype: str = "fp32") -> str:
     """Write ``out_dir`` (diffusers folder, safetensors) from a checkpoint; returns ``out_dir``."""
     checkpoint = resolve_checkpoint(checkpoint)
-    config = read_transformer_config(checkpoint, transformer_config)
-    state = {k.removeprefix("module."): v for k, v in load_state_dict(checkpoint).items()}
-    return save_transformer(config, state, out_dir, dtype, checkpoint)
+    config = read_model_config(checkpoint, "transformer_config", transformer_config, "--transformer-config")
+    return save_transformer(config, load_checkpoint_state(checkpoint), out_dir, dtype, checkpoint)
 
 
 def convert_reference(folder: str, out_dir: str, dtype: str = "fp32") -> str:
     """A transformer folder saved by the reference PAM code (``CogVideoXTransformer3DModelCombination``: always
     five condition streams in its fixed order, ``num_tracking_blocks`` copies) -> this package's class with
     ``replace_condition_stream: true`` (the reference behaviour)."""
-    from safetensors.torch import load_file
-
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
         raise DataError(config_path, "reference transformer config missing")
@@ -134,7 +63,7 @@ def convert_reference(folder: str, out_dir: str, dtype: str = "fp32") -> str:
         raise DataError(folder, "no .safetensors weights")
     state = {}
     for name in files:
-        for key, value in load_file(os.path.join(folder, name)).items():
+        for key, value in load_weights_file(os.path.join(folder, name)).items():
             for old, new in REFERENCE_KEYS.items():
                 if key.startswith(old):
                     key = new + key[len(old):]

@@ -1,0 +1,151 @@
+"""Reading training checkpoints and writing converted model folders (both stages' ``convert_ckpt``).
+
+A checkpoint is what ``Trainer`` writes under ``<output_dir>/checkpoints/checkpoint-<step>/``: accelerate's
+``model.safetensors`` (DDP / one process), ``pytorch_model.bin``, or a DeepSpeed ZeRO folder
+(``pytorch_model/*_model_states.pt``; fp32 weights gathered across ranks), plus ``trainer_state.json`` whose
+``config`` carries the run config and the model's own config under a stage-specific key.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+import torch
+
+from data_tools.errors import DataError
+from data_tools.runtime.training import latest_checkpoint
+
+logger = logging.getLogger(__name__)
+DTYPE_NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # --dtype of the converters
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A checkpoint folder: ``path`` itself, or the newest checkpoint of a training output folder."""
+    if not os.path.isdir(path):
+        raise DataError(path, "checkpoint folder does not exist")
+    if os.path.isfile(os.path.join(path, "trainer_state.json")) and not os.path.isdir(os.path.join(path, "checkpoints")):
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        if any(f.endswith((".safetensors", ".bin")) for f in os.listdir(path)) or deepspeed_dir(path):
+            return path
+        raise DataError(path, "no checkpoint found (expected checkpoints/checkpoint-<step>/ or model weights)")
+    return latest
+
+
+def deepspeed_dir(path: str) -> str | None:
+    """The folder holding DeepSpeed ``*_model_states.pt`` files: ``path`` or one of its children."""
+    for folder in (path, *(os.path.join(path, d) for d in sorted(os.listdir(path)))):
+        if os.path.isdir(folder) and any(f.endswith("_model_states.pt") for f in os.listdir(folder)):
+            return folder
+    return None
+
+
+def load_weights_file(path: str) -> dict[str, torch.Tensor]:
+    """A state dict from one ``.safetensors`` or ``torch.save`` file (tensors only; no code is unpickled)."""
+    if not os.path.isfile(path):
+        raise DataError(path, "weights file does not exist")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except Exception as exc:  # safetensors raises its own error types
+            raise DataError(path, f"not a readable safetensors file ({exc})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(path, f"not a torch.save state dict of tensors ({str(exc).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(path, "does not hold a state dict (a mapping of names to tensors)")
+    return state
+
+
+def load_checkpoint_state(checkpoint: str) -> dict[str, torch.Tensor]:
+    """fp32 weights of the trained module from an accelerate or DeepSpeed checkpoint folder (wrapper prefixes
+    such as DDP's ``module.`` removed)."""
+    state = None
+    for name in ("model.safetensors", "model_0.safetensors", "pytorch_model.bin", "pytorch_model_0.bin"):
+        if os.path.isfile(os.path.join(checkpoint, name)):
+            state = load_weights_file(os.path.join(checkpoint, name))
+            break
+    if state is None:
+        ds = deepspeed_dir(checkpoint)
+        if ds is None:
+            raise DataError(checkpoint, "no model weights (model.safetensors, pytorch_model.bin or a DeepSpeed folder)")
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        parent, tag = os.path.split(ds) if ds != checkpoint else (checkpoint, None)
+        state = get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def read_model_config(checkpoint: str, key: str, override: str | None = None, option: str = "--config") -> dict:
+    """The model's config: the JSON file ``override`` (a saved folder's ``config.json``) or ``config[key]`` of the
+    checkpoint's ``trainer_state.json``; ``option`` names the command-line flag in the error message."""
+    path = override or os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(path):
+        raise DataError(path, f"model config not found; pass {option} <folder>/config.json")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"invalid JSON ({exc.msg})") from None
+    if override:
+        return {k: v for k, v in data.items() if not k.startswith("_")}
+    config = (data.get("config") or {}).get(key)
+    if not config:
+        raise DataError(path, f"has no config.{key} (written by an older trainer?); pass {option} <folder>/config.json")
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def trainer_config_keys(checkpoint: str) -> list[str]:
+    """Top-level keys of ``config`` in a checkpoint's ``trainer_state.json`` (empty when there is none)."""
+    path = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return list((json.load(f).get("config") or {}).keys())
+
+
+def check_state_keys(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | None) -> None:
+    """DataError naming every missing, unexpected and mis-shaped weight of ``state`` against ``model``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+                    if k in state and tuple(state[k].shape) != tuple(v.shape))
+    problems = [f"{label}: {', '.join(items)}" for label, items in
+                (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if items]
+    if problems:
+        raise DataError(source, "weights do not fit the model; " + "; ".join(problems))
+
+
+def save_model_folder(model, out_dir: str, dtype: torch.dtype | None = None, source: str | None = None) -> str:
+    """``model.save_pretrained`` (safetensors) into ``out_dir`` atomically (written beside it, then renamed)."""
+    if dtype is not None:
+        model.to(dtype)
+    out_dir = out_dir.rstrip("/")
+    partial = out_dir + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial, safe_serialization=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(partial, out_dir)
+    logger.info("converted %s -> %s", source, out_dir)
+    return out_dir
+
+
+def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], source: str | None):
+    """``model_class.from_config(config)`` on the meta device with ``state`` assigned (every key checked)."""
+    from accelerate import init_empty_weights
+
+    try:
+        with init_empty_weights():
+            model = model_class.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise DataError(source, f"config does not build {model_class.__name__} ({exc})") from None
+    check_state_keys(model, state, source)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model

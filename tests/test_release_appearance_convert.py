@@ -1,0 +1,132 @@
+"""Converting the reference's two-branch x-flux ``controlnet.bin`` and this engine's own appearance checkpoints."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from appearance_gen.convert_ckpt import convert, convert_reference, main
+from appearance_gen.model import AppearanceControlNets
+from appearance_gen.pipeline import predict_velocity
+from data_tools.errors import DataError
+from release_fixtures import randomize, to_reference_controlnet_state, xflux_controlnet_residuals
+
+TINY_FLUX = dict(patch_size=1, in_channels=16, num_layers=3, num_single_layers=1, attention_head_dim=8,
+                 num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=24, guidance_embeds=True,
+                 axes_dims_rope=[2, 2, 4])
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """A tiny FLUX base folder, random branches, and the branches saved in the reference layout."""
+    from diffusers import FluxTransformer2DModel
+
+    root = tmp_path_factory.mktemp("release_appearance")
+    torch.manual_seed(0)
+    base = randomize(FluxTransformer2DModel(**TINY_FLUX), seed=1, std=0.1).eval()
+    base.save_pretrained(root / "flux" / "transformer")
+    nets = randomize(AppearanceControlNets.from_transformer(base, hint_block_out_channels=(4, 4, 4, 4)), seed=2)
+    reference = to_reference_controlnet_state(nets)
+    torch.save(reference, root / "controlnet.bin")
+    return root, base, nets.eval(), reference
+
+
+def _inputs(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
+
+    img_ids = FluxPipeline._prepare_latent_image_ids(1, 4, 6, "cpu", torch.float32)  # 64x96 image, 8x VAE
+    return dict(latents=torch.randn(1, 24, 16, generator=gen), img_ids=img_ids,
+                txt=torch.randn(1, 5, 32, generator=gen), txt_ids=torch.zeros(5, 3),
+                pooled=torch.randn(1, 24, generator=gen), sigma=torch.tensor([0.7]), guidance=4.0,
+                conditions={"physical": torch.rand(1, 6, 64, 96, generator=gen) * 2 - 1,
+                            "semantic": torch.rand(1, 6, 64, 96, generator=gen) * 2 - 1})
+
+
+def _independent(reference, inp, prefix):
+    branch = {"controlnet1": "physical", "controlnet2": "semantic"}[prefix]
+    return xflux_controlnet_residuals(reference, prefix, inp["latents"], inp["img_ids"], inp["conditions"][branch],
+                                      inp["txt"], inp["txt_ids"], inp["sigma"], inp["pooled"],
+                                      torch.tensor([inp["guidance"]]), TINY_FLUX["axes_dims_rope"],
+                                      TINY_FLUX["num_attention_heads"])
+
+
+def test_release_controlnet_conversion_matches_independent_xflux_forward(release, tmp_path):
+    root, base, _, reference = release
+    out = convert_reference(str(root / "controlnet.bin"), str(tmp_path / "nets"), flux=str(root / "flux"))
+    nets = AppearanceControlNets.from_pretrained(out).eval()
+    assert nets.config.blocks_repeat is True and nets.branches == {"physical": ["depth", "normal"],
+                                                                   "semantic": ["hand_keypoints", "seg_mask"]}
+    assert list(nets.config.hint_block_out_channels) == [4, 4, 4, 4] and nets.config.num_layers == 2
+    assert sorted(os.listdir(out)) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    inp = _inputs()
+    kwargs = dict(timestep=inp["sigma"], encoder_hidden_states=inp["txt"], pooled_projections=inp["pooled"],
+                  txt_ids=inp["txt_ids"], img_ids=inp["img_ids"], guidance=torch.tensor([inp["guidance"]]))
+    expected = {}
+    with torch.no_grad():
+        for prefix, branch, other in (("controlnet1", "physical", "semantic"), ("controlnet2", "semantic", "physical")):
+            ours = nets(inp["latents"], inp["conditions"], conditioning_scales={other: 0.0}, **kwargs)
+            expected[branch] = _independent(reference, inp, prefix)
+            assert len(ours) == len(expected[branch]) == 2
+            for a, b in zip(ours, expected[branch]):
+                assert b.abs().mean() > 0.05
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        # the final FLUX output: residual i % 2 of the summed branches after base double block i (x-flux)
+        summed = [a + b for a, b in zip(expected["physical"], expected["semantic"])]
+        guidance = torch.tensor([inp["guidance"]])
+        want = base(hidden_states=inp["latents"], timestep=inp["sigma"], guidance=guidance,
+                    pooled_projections=inp["pooled"], encoder_hidden_states=inp["txt"], txt_ids=inp["txt_ids"],
+                    img_ids=inp["img_ids"], controlnet_block_samples=summed, controlnet_blocks_repeat=True,
+                    return_dict=False)[0]
+        got = predict_velocity(base, nets, inp["latents"], inp["sigma"], inp["txt"], inp["pooled"], inp["txt_ids"],
+                               inp["img_ids"], inp["conditions"], inp["guidance"])
+        without = base(hidden_states=inp["latents"], timestep=inp["sigma"], guidance=guidance,
+                       pooled_projections=inp["pooled"], encoder_hidden_states=inp["txt"], txt_ids=inp["txt_ids"],
+                       img_ids=inp["img_ids"], return_dict=False)[0]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert (got - without).abs().max() > 1e-2  # the branches change the output
+
+
+def test_release_controlnet_conversion_names_bad_keys(release, tmp_path):
+    root, _, _, reference = release
+    broken = dict(reference)
+    broken.pop("controlnet2.double_blocks.1.txt_mlp.2.bias")
+    broken["controlnet1.double_blocks.0.img_attn.extra.weight"] = torch.zeros(1)
+    torch.save(broken, tmp_path / "broken.bin")
+    with pytest.raises(DataError, match=r"unknown keys.*double_blocks\.0\.img_attn\.extra\.weight"):
+        convert_reference(str(tmp_path / "broken.bin"), str(tmp_path / "a"), flux=str(root / "flux"))
+    broken.pop("controlnet1.double_blocks.0.img_attn.extra.weight")
+    torch.save(broken, tmp_path / "broken.bin")
+    with pytest.raises(DataError, match=r"missing: controlnets\.semantic\.transformer_blocks\.1\.ff_context\.net\.2\.bias"):
+        convert_reference(str(tmp_path / "broken.bin"), str(tmp_path / "b"), flux=str(root / "flux"))
+    torch.save({k: v for k, v in reference.items() if k.startswith("controlnet1.")}, tmp_path / "one.bin")
+    with pytest.raises(DataError, match=r"missing branch controlnet2"):
+        convert_reference(str(tmp_path / "one.bin"), str(tmp_path / "c"), flux=str(root / "flux"))
+    assert not any(p.name in ("a", "b", "c") for p in tmp_path.iterdir())  # nothing half-written
+
+
+def test_release_controlnet_conversion_checks_the_flux_base(release, tmp_path):
+    root, _, _, _ = release
+    config = json.loads((root / "flux" / "transformer" / "config.json").read_text())
+    (tmp_path / "flux" / "transformer").mkdir(parents=True)
+    (tmp_path / "flux" / "transformer" / "config.json").write_text(json.dumps({**config, "joint_attention_dim": 64}))
+    with pytest.raises(DataError, match="joint_attention_dim 32 != 64"):
+        convert_reference(str(root / "controlnet.bin"), str(tmp_path / "out"), flux=str(tmp_path / "flux"))
+    with pytest.raises(DataError, match="pass --flux"):  # tiny heads are not FLUX.1's: the rotary axes are unknown
+        convert_reference(str(root / "controlnet.bin"), str(tmp_path / "out"))
+
+
+def test_release_controlnet_safetensors_input_via_cli(release, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    root, _, nets, reference = release
+    save_file(reference, tmp_path / "controlnet.safetensors")
+    assert main(["--reference", str(tmp_path / "controlnet.safetensors"), "--flux", str(root / "flux"),
+                 "--out", str(tmp_path / "nets"), "--dtype", "bf16"]) == 0
+    loaded = AppearanceControlNets.from_pretrained(tmp_path / "nets", torch_dtype=torch.bfloat16)
+    stored = load_file(tmp_path / "nets" / "diffusion_pytorch_model.safetensors")
+    assert {v.dtype for v in stored.values()} == {torch.bfloat16}
+    torch.testing.assert_close(loaded.state_dict()["hint_blocks.semantic.conv_out.weight"].float(),
+                               nets.hint_blocks["semantic"].conv_out.weight.bfloat16().float())
