@@ -28,6 +28,7 @@ class ModelConfig:
     base_path: str | None = None        # diffusers FLUX folder: transformer/, vae/, text_encoder(_2)/, tokenizer(_2)/, scheduler/
     controlnet_path: str | None = None  # an AppearanceControlNets folder (training's final/); None: new branches
     dtype: str = "float32"              # weights of the frozen parts: float32 | bfloat16 | float16
+    cpu_offload: bool = False           # on CUDA: keep models on the CPU and move each to the GPU while it runs
     scheduler: dict = dataclasses.field(default_factory=lambda: {
         "shift": 3.0, "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15,
         "base_image_seq_len": 256, "max_image_seq_len": 4096})  # used when the base folder has none (tiny)

@@ -71,11 +71,14 @@ class AppearanceGenerator:
         dtype = resolve_dtype(config.model.dtype)
         pipe = AppearancePipeline(comps.scheduler, comps.vae, comps.text_encoder, comps.tokenizer,
                                   comps.text_encoder_2, comps.tokenizer_2, comps.transformer, nets)
-        pipe.to(device)
         if controlnet is None:
             if dtype != torch.float32:
                 nets.to(dtype=dtype)
             nets.requires_grad_(False).eval()
+        if config.model.cpu_offload and device != "cpu":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
         return cls(config, pipe, device)
 
     def generation_size(self, size: tuple[int, int]) -> tuple[int, int]:

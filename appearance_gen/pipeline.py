@@ -114,4 +114,6 @@ class AppearancePipeline(FluxControlNetPipeline):
             velocity = predict_velocity(self.transformer, self.controlnet, latents, sigma, prompt_embeds, pooled,
                                         text_ids, img_ids, inputs, guidance_scale, conditioning_scales)
             latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
-        return self.decode_latents(latents, height, width)
+        images = self.decode_latents(latents, height, width)
+        self.maybe_free_model_hooks()  # with CPU offload: every model back on the CPU
+        return images

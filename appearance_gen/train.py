@@ -177,7 +177,9 @@ def train(cfg: AppearanceConfig) -> dict:
     """Run (or resume) training; returns the Trainer summary."""
     dataset = frame_dataset(cfg, cfg.data.split)
     spec = AppearanceTrainingSpec(cfg, validation_bundles(cfg))
-    return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config=to_dict(cfg)).train()
+    # the branches' own config lets appearance_gen.convert_ckpt rebuild them from any checkpoint
+    run_config = {"appearance": to_dict(cfg), "controlnet_config": dict(spec.controlnets.config)}
+    return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config=run_config).train()
 
 
 def sample_dataset(folder: str, root: str, cfg: AppearanceConfig, num_frames: int = 9) -> str:

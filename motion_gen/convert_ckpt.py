@@ -5,7 +5,8 @@ Accepts an accelerate checkpoint (``checkpoints/checkpoint-<step>/`` with ``mode
 ``*_model_states.pt`` and ``*_optim_states.pt``; the fp32 weights are gathered across ranks), or a training
 output folder (its newest checkpoint is used). The model config comes from the checkpoint's
 ``trainer_state.json`` (written by ``motion_gen.train``) unless ``--transformer-config`` names a ``config.json``.
-``--reference`` converts a transformer folder saved by the reference PAM code (renamed keys, five conditions).
+``--reference [FOLDER]`` converts a transformer folder saved by the reference PAM code (renamed keys, five
+conditions). ``scripts/convert_ckpt.sh`` (``sim2real.convert_ckpt``) picks this or the appearance converter.
 
     python -m motion_gen.convert_ckpt outputs/motion/tiny/train --out outputs/motion/tiny/transformer
 """
@@ -76,17 +77,20 @@ def convert_reference(folder: str, out_dir: str, dtype: str = "fp32") -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="checkpoint folder or training output folder")
+    parser.add_argument("checkpoint", nargs="?", help="checkpoint folder or training output folder")
     parser.add_argument("--out", required=True, help="output diffusers transformer folder")
     parser.add_argument("--transformer-config", help="config.json of the transformer (default: from trainer_state.json)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--reference", action="store_true",
-                        help="the input is a transformer folder saved by the reference PAM code")
+    parser.add_argument("--reference", nargs="?", const=True, metavar="FOLDER",
+                        help="convert a transformer folder saved by the reference PAM code (FOLDER, or the positional)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
+    source = args.reference if isinstance(args.reference, str) else args.checkpoint
+    if not source:
+        parser.error("give a checkpoint folder (or --reference FOLDER)")
     setup_logging(args.verbose)
     if args.reference:
-        convert_reference(args.checkpoint, args.out, args.dtype)
+        convert_reference(source, args.out, args.dtype)
     else:
         convert(args.checkpoint, args.out, args.transformer_config, args.dtype)
 

@@ -143,3 +143,106 @@ def xflux_controlnet_residuals(s: dict, prefix: str, img, img_ids, cond, txt, tx
         x, text = _double_block(s, f"{prefix}.double_blocks.{i}", x, text, vec, angles, heads)
         out.append(_linear(s, f"{prefix}.controlnet_blocks.{i}", x))
     return out
+
+
+# --- a fake "release": tiny random weights in the layouts the user downloads ---
+
+def tiny_t5_tokenizer():
+    """A saveable T5 tokenizer (tokenizer.json) over printable characters, built in memory."""
+    import string
+
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    vocab += [(c, -2.0) for c in string.printable if not c.isspace()]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def _t5_encoder(tokenizer, d_model: int, seed: int):
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=8, d_ff=2 * d_model, num_layers=1,
+                                   num_heads=2, decoder_start_token_id=0))
+
+
+def make_fake_flux(folder, seed: int = 0):
+    """A tiny FLUX.1-dev-like diffusers folder (transformer, vae, both text encoders and tokenizers, scheduler);
+    returns its transformer."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from appearance_gen.components import tiny_components
+    from appearance_gen.config import load_appearance_config
+
+    cfg = load_appearance_config("configs/appearance/tiny.yaml").model
+    cfg.tiny.seed = seed
+    comps = tiny_components(cfg.tiny, cfg.scheduler)
+    tokenizer_2 = tiny_t5_tokenizer()
+    text_encoder_2 = _t5_encoder(tokenizer_2, cfg.tiny.transformer["joint_attention_dim"], seed)
+    parts = {"transformer": comps.transformer, "vae": comps.vae, "text_encoder": comps.text_encoder,
+             "tokenizer": comps.tokenizer, "text_encoder_2": text_encoder_2, "tokenizer_2": tokenizer_2,
+             "scheduler": FlowMatchEulerDiscreteScheduler(**cfg.scheduler)}
+    for name, part in parts.items():
+        part.save_pretrained(str(folder / name))
+    return comps.transformer
+
+
+def make_fake_cogvideox(folder, seed: int = 0, num_frames: int = 9, height: int = 32, width: int = 48):
+    """A tiny CogVideoX-I2V-like diffusers folder; returns its transformer."""
+    from diffusers import CogVideoXDPMScheduler
+
+    from motion_gen.components import COGVIDEOX_SCHEDULER, tiny_base_transformer, tiny_vae
+    from motion_gen.config import TinyModelConfig
+
+    tiny = TinyModelConfig(seed=seed)
+    tokenizer = tiny_t5_tokenizer()
+    base = tiny_base_transformer(tiny, num_frames, height, width)
+    parts = {"transformer": base, "vae": tiny_vae(tiny), "tokenizer": tokenizer,
+             "text_encoder": _t5_encoder(tokenizer, tiny.text_embed_dim, seed),
+             "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)}
+    for name, part in parts.items():
+        part.save_pretrained(str(folder / name))
+    return base
+
+
+def save_reference_motion_transformer(base, folder, num_blocks: int = 1, seed: int = 0):
+    """The motion transformer as the reference class saves it (its key names, five streams, num_tracking_blocks)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from motion_gen.convert_ckpt import REFERENCE_CONDITION_ORDER, REFERENCE_KEYS
+    from motion_gen.model import CogVideoXConditionTransformer
+
+    ours = CogVideoXConditionTransformer.from_base(base, list(REFERENCE_CONDITION_ORDER), num_condition_blocks=num_blocks)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in ours.branch_parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    back = {v: k for k, v in REFERENCE_KEYS.items()}
+    state = {}
+    for key, value in ours.state_dict().items():
+        prefix = key.split(".")[0]
+        state[back.get(prefix, prefix) + key[len(prefix):]] = value.contiguous()
+    folder.mkdir(parents=True)
+    save_file(state, folder / "diffusion_pytorch_model.safetensors")
+    config = {k: v for k, v in ours.config.items() if k not in ("condition_names", "num_condition_blocks",
+                                                                 "replace_condition_stream") and not k.startswith("_")}
+    (folder / "config.json").write_text(json.dumps({"_class_name": "CogVideoXTransformer3DModelCombination",
+                                                    "num_tracking_blocks": num_blocks, **config}))
+    return ours
+
+
+def make_fake_release(root) -> dict:
+    """``root/{PAM,FLUX.1-dev,CogVideoX-5b-I2V}`` with tiny random weights in the downloaded layouts."""
+    from appearance_gen.model import AppearanceControlNets
+
+    flux_base = make_fake_flux(root / "FLUX.1-dev")
+    cog_base = make_fake_cogvideox(root / "CogVideoX-5b-I2V")
+    pam = root / "PAM"
+    nets = AppearanceControlNets.from_transformer(flux_base, hint_block_out_channels=(4, 4, 4, 4))
+    randomize(nets, seed=3, std=0.05)
+    (pam / "appearance_gen").mkdir(parents=True)
+    torch.save(to_reference_controlnet_state(nets), pam / "appearance_gen" / "controlnet.bin")
+    save_reference_motion_transformer(cog_base, pam / "motion_gen" / "transformer")
+    return {"pam": str(pam), "flux": str(root / "FLUX.1-dev"), "cogvideox": str(root / "CogVideoX-5b-I2V")}

@@ -11,6 +11,7 @@ import torch
 
 from appearance_gen import infer
 from appearance_gen.config import load_appearance_config
+from appearance_gen.convert_ckpt import convert
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.train import sample_sigmas, train
 from data_tools.maps.bundle import ConditionBundle
@@ -107,6 +108,13 @@ def test_two_training_steps_then_resume(dataset_root, tmp_path):
     # training moved the zero-initialised output projections of both branches
     for name in ("physical", "semantic"):
         assert torch.count_nonzero(first.controlnets[name].controlnet_blocks[0].weight) > 0
+    # an intermediate checkpoint (accelerate's model.safetensors, no config.json) converts to the same weights
+    converted = AppearanceControlNets.from_pretrained(convert(str(out / "checkpoints" / "checkpoint-1"),
+                                                              str(tmp_path / "step1")))
+    assert converted.config.branches == first.config.branches
+    assert any(not torch.equal(v, first.state_dict()[k]) for k, v in converted.state_dict().items())
+    converted = AppearanceControlNets.from_pretrained(convert(str(out), str(tmp_path / "latest")))
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in converted.state_dict().items())
 
     resumed = train(load_appearance_config(CONFIG, overrides[:-3] + ["train.loop.max_steps=3",
                                                                      "train.loop.checkpoint_every=1"]))

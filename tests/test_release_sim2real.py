@@ -1,0 +1,88 @@
+"""``sim2real.release`` end to end on CPU against a fake release (tiny random weights in the downloaded layouts)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from data_tools.errors import DataError
+from data_tools.maps.bundle import ConditionBundle
+from data_tools.io.video_io import read_video
+from release_fixtures import make_fake_release
+from sim2real import release
+from sim2real.release import ReleaseWeights, check_release
+
+STREAMS = ("tracking", "normal", "depth", "seg_mask", "hand_keypoints")
+SMALL = ["num_frames=9", "height=32", "width=48", "seeds=[0]", "appearance_steps=1", "motion_steps=1",
+         "appearance_overrides=[sampling.size=null,model.dtype=float32]"]
+
+
+@pytest.fixture(scope="module")
+def fake_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("release")
+    paths = make_fake_release(root)
+    rng = np.random.default_rng(0)
+    clip = root / "inputs" / "clip0"
+    ConditionBundle({n: rng.integers(0, 256, (9, 32, 48, 3), dtype=np.uint8) for n in STREAMS},
+                    prompt="a hand grasps a mug").save_video_folder(clip)
+    return root, paths, str(clip)
+
+
+def _args(paths, root, clip, out):
+    return ["--pam", paths["pam"], "--flux", paths["flux"], "--cogvideox", paths["cogvideox"],
+            "--cache", str(root / "cache"), clip, "--out", str(out), "--set", *SMALL]
+
+
+def test_release_end_to_end_on_cpu_converts_once(fake_release, tmp_path, caplog):
+    root, paths, clip = fake_release
+    assert release.main(_args(paths, root, clip, tmp_path / "out")) == 0
+    manifest = json.loads((tmp_path / "out" / "clip0" / "manifest.json").read_text())
+    assert manifest["num_frames"] == 9 and manifest["size"] == [32, 48]
+    assert manifest["conditions"]["motion"] == list(STREAMS)  # the released model's five streams, its order
+    assert read_video(manifest["outputs"]["video"]).shape == (9, 32, 48, 3)
+    appearance = manifest["model_configs"]["appearance"]["model"]
+    assert appearance["controlnet_path"] == str(root / "cache" / "appearance")
+    assert appearance["base_path"] == paths["flux"]
+    assert manifest["model_configs"]["appearance"]["sampling"]["guidance_scale"] == 4.0
+    assert manifest["model_configs"]["motion"]["model"]["transformer"] == str(root / "cache" / "motion")
+    stamp = (root / "cache" / "appearance" / "converted_from.json").stat().st_mtime
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sim2real.release"):
+        assert release.main(_args(paths, root, clip, tmp_path / "again")) == 0
+    assert "already converted" in caplog.text  # the second run reuses the cache
+    assert (root / "cache" / "appearance" / "converted_from.json").stat().st_mtime == stamp
+
+
+def test_release_layout_check_lists_every_missing_file(fake_release, tmp_path):
+    root, paths, _ = fake_release
+    broken = tmp_path / "broken"
+    for name in ("PAM", "FLUX.1-dev", "CogVideoX-5b-I2V"):
+        shutil.copytree(root / name, broken / name)
+    (broken / "PAM" / "appearance_gen" / "controlnet.bin").unlink()
+    os.remove(broken / "FLUX.1-dev" / "tokenizer_2" / "tokenizer.json")
+    shutil.rmtree(broken / "CogVideoX-5b-I2V" / "vae")
+    os.remove(broken / "CogVideoX-5b-I2V" / "scheduler" / "scheduler_config.json")
+    weights = ReleaseWeights(pam=str(broken / "PAM"), flux=str(broken / "FLUX.1-dev"),
+                             cogvideox=str(broken / "CogVideoX-5b-I2V"))
+    with pytest.raises(DataError) as info:
+        check_release(weights)
+    message = str(info.value)
+    assert "4 problems" in message and "\n" not in message
+    for part in ("no appearance checkpoint (controlnet.bin", "tokenizer_2: no vocabulary", "CogVideoX-5b-I2V/vae: missing",
+                 "scheduler/scheduler_config.json: missing"):
+        assert part in message
+    with pytest.raises(DataError, match="no folder given"):
+        check_release(ReleaseWeights(pam=paths["pam"], flux=paths["flux"]))
+    assert check_release(ReleaseWeights(**paths)).controlnet.endswith("controlnet.bin")
+
+
+def test_release_checks_inputs_before_converting(fake_release, tmp_path):
+    root, paths, _ = fake_release
+    args = _args(paths, root, str(tmp_path / "missing_input"), tmp_path / "out")
+    args[args.index("--cache") + 1] = str(tmp_path / "cache")
+    with pytest.raises(DataError, match="missing_input"):
+        release.main(args)
+    assert not (tmp_path / "cache").exists()
