@@ -159,28 +159,11 @@ def test_gradient_checkpointing_same_gradients():
 def test_convert_reference_layout(tmp_path):
     """A folder in the reference PAM layout (its key names, five streams, num_tracking_blocks) converts to this
     class with the same weights and the same outputs."""
-    import json
-
-    from safetensors.torch import save_file
-
-    from motion_gen.convert_ckpt import REFERENCE_CONDITION_ORDER, REFERENCE_KEYS, convert_reference
+    from motion_gen.convert_ckpt import REFERENCE_CONDITION_ORDER, convert_reference
+    from release_fixtures import save_reference_motion_transformer
 
     torch.manual_seed(0)
-    ours = CogVideoXConditionTransformer.from_base(_base(), list(REFERENCE_CONDITION_ORDER), num_condition_blocks=2).eval()
-    with torch.no_grad():
-        for p in ours.branch_parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    back = {v: k for k, v in REFERENCE_KEYS.items()}
-    state = {}
-    for key, value in ours.state_dict().items():
-        prefix = key.split(".")[0]
-        state[back.get(prefix, prefix) + key[len(prefix):]] = value.contiguous()
-    (tmp_path / "ref").mkdir()
-    save_file(state, tmp_path / "ref" / "diffusion_pytorch_model.safetensors")
-    config = {k: v for k, v in ours.config.items() if k not in ("condition_names", "num_condition_blocks",
-                                                                 "replace_condition_stream") and not k.startswith("_")}
-    json.dump({"_class_name": "CogVideoXTransformer3DModelTracking", "num_tracking_blocks": 2, **config},
-              open(tmp_path / "ref" / "config.json", "w"))
+    ours = save_reference_motion_transformer(_base(), tmp_path / "ref", num_blocks=2).eval()
     loaded = CogVideoXConditionTransformer.from_pretrained(convert_reference(str(tmp_path / "ref"), str(tmp_path / "out")))
     assert loaded.config.condition_names == list(REFERENCE_CONDITION_ORDER) and loaded.config.replace_condition_stream
     kwargs, conds = _inputs(ours, names=REFERENCE_CONDITION_ORDER)

@@ -130,3 +130,24 @@ def test_release_controlnet_safetensors_input_via_cli(release, tmp_path):
     assert {v.dtype for v in stored.values()} == {torch.bfloat16}
     torch.testing.assert_close(loaded.state_dict()["hint_blocks.semantic.conv_out.weight"].float(),
                                nets.hint_blocks["semantic"].conv_out.weight.bfloat16().float())
+
+
+def test_release_one_convert_cli_picks_the_stage(release, tmp_path):
+    """scripts/convert_ckpt.sh (sim2real.convert_ckpt): the stage comes from the input."""
+    from sim2real.convert_ckpt import detect_stage, main as convert_main
+
+    root, _, nets, _ = release
+    for key, stage in (("controlnet_config", "appearance"), ("transformer_config", "motion")):
+        ckpt = tmp_path / key / "checkpoints" / "checkpoint-3"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text(json.dumps({"step": 3, "config": {key: {"a": 1}}}))
+        assert detect_stage(str(tmp_path / key), None) == stage
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "trainer_state.json").write_text(json.dumps({"step": 1, "config": {}}))
+    with pytest.raises(DataError, match="--stage"):
+        detect_stage(str(tmp_path / "other"), None)
+    assert detect_stage(None, str(tmp_path)) == "motion"  # a reference transformer folder
+    assert convert_main(["--out", str(tmp_path / "nets"), "--reference", str(root / "controlnet.bin"),
+                         "--flux", str(root / "flux")]) == 0
+    converted = AppearanceControlNets.from_pretrained(tmp_path / "nets")
+    assert all(torch.equal(v, nets.state_dict()[k]) for k, v in converted.state_dict().items())
