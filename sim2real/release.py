@@ -26,7 +26,7 @@ from typing import Callable
 from data_tools.errors import DataError
 from data_tools.io.atomic import write_json
 from data_tools.io.config import load_config
-from sim2real.run import Sim2RealConfig, discover, run
+from sim2real.run import Sim2RealConfig, add_run_arguments, discover, run
 
 logger = logging.getLogger("sim2real.release")
 CONTROLNET_NAMES = ("controlnet.bin", "controlnet.safetensors")
@@ -215,22 +215,13 @@ def release_sim2real_config(cfg: ReleaseConfig, appearance: str, motion: str, of
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", help="sim folders, condition-video folders, trajectories, or .txt lists")
     parser.add_argument("--pam", help="the PAM release folder (controlnet.bin + motion transformer folder)")
     parser.add_argument("--flux", help="FLUX.1-dev folder (diffusers layout)")
     parser.add_argument("--cogvideox", help="CogVideoX-5b-I2V folder (diffusers layout)")
     parser.add_argument("--cache", help="folder for the converted checkpoints (default: the config's weights.cache)")
-    parser.add_argument("--out", default="outputs/sim2real_release", help="output root")
-    parser.add_argument("--config", default="configs/sim2real/pam_release.yaml", help="release sim2real YAML")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--offload", choices=("auto", "on", "off"), default="auto",
                         help="CPU offload of both stages (auto: when the GPU is smaller than weights.offload_below_gib)")
-    parser.add_argument("--shard", default=None, help="i/n: every n-th sequence from i")
-    parser.add_argument("--first-frames", default=None, help="file of chosen first frames ('<name> <image>' lines)")
-    parser.add_argument("--stage", default="all", choices=("all", "appearance"))
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    return parser.parse_args(argv)
+    return add_run_arguments(parser, "configs/sim2real/pam_release.yaml", "outputs/sim2real_release").parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -344,11 +344,11 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     return manifests
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(parser: argparse.ArgumentParser, config: str, out: str) -> argparse.ArgumentParser:
+    """The options of a sim2real run (also used by ``sim2real.release``), with the given defaults."""
     parser.add_argument("inputs", nargs="+", help="sim folders, condition-video folders, trajectory .npz/.json, folders of them, or .txt lists")
-    parser.add_argument("--out", default="outputs/sim2real", help="output root (default: outputs/sim2real)")
-    parser.add_argument("--config", default="configs/sim2real/tiny.yaml", help="sim2real YAML")
+    parser.add_argument("--out", default=out, help=f"output root (default: {out})")
+    parser.add_argument("--config", default=config, help=f"sim2real YAML (default: {config})")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides, e.g. seeds=[0,1,2] render.table=false")
     parser.add_argument("--shard", default=None, help="i/n: process every n-th sequence from i (default: RANK/WORLD_SIZE)")
@@ -357,7 +357,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="appearance: only write first-frame candidates (to pick from)")
     parser.add_argument("--overwrite", action="store_true", help="redo sequences that already have a manifest")
     parser.add_argument("-v", "--verbose", action="store_true")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_run_arguments(parser, "configs/sim2real/tiny.yaml", "outputs/sim2real").parse_args(argv)
 
 
 def main(argv=None) -> int:

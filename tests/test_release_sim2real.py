@@ -86,3 +86,17 @@ def test_release_checks_inputs_before_converting(fake_release, tmp_path):
     with pytest.raises(DataError, match="missing_input"):
         release.main(args)
     assert not (tmp_path / "cache").exists()
+
+
+def test_release_config_points_both_stages_at_the_weights():
+    from data_tools.io.config import load_config
+    from sim2real.release import ReleaseConfig, release_sim2real_config
+
+    cfg = load_config(ReleaseConfig, "configs/sim2real/pam_release.yaml")
+    assert (cfg.num_frames, cfg.height, cfg.width) == (49, 480, 720)
+    plain = release_sim2real_config(cfg, "cache/a", "cache/m", offload=True)
+    assert plain.appearance_overrides == [f"model.base_path={cfg.weights.flux}", "model.controlnet_path=cache/a",
+                                          "model.cpu_offload=true"]
+    assert plain.motion_overrides == [f"model.pretrained={cfg.weights.cogvideox}", "model.transformer=cache/m",
+                                      "generate.cpu_offload=true"]
+    assert "model.cpu_offload=true" not in release_sim2real_config(cfg, "a", "m", offload=False).appearance_overrides
