@@ -57,6 +57,7 @@ class SamplingConfig:
     guidance_scale: float = 3.5
     max_sequence_length: int = 512
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2, 3])
+    schedule_seq_len: str = "tokens"  # FLUX shift from the latent token count; "xflux": the reference's (H/8)(W/8)/256
 
 
 @dataclasses.dataclass

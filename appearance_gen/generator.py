@@ -114,5 +114,6 @@ class AppearanceGenerator:
                                num_inference_steps=num_inference_steps or sampling.num_inference_steps,
                                guidance_scale=sampling.guidance_scale if guidance_scale is None else guidance_scale,
                                conditioning_scales=scales,
-                               max_sequence_length=sampling.max_sequence_length)
+                               max_sequence_length=sampling.max_sequence_length,
+                               schedule_seq_len=sampling.schedule_seq_len)
         return [resize_frames(img, bundle.size, "resize", "area") for img in images]

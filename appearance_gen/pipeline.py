@@ -42,6 +42,22 @@ def predict_velocity(transformer, controlnet: AppearanceControlNets, latents: to
                        controlnet_blocks_repeat=bool(blocks_repeat))[0]
 
 
+def schedule_shift(height: int, width: int, scheduler_config, seq_len: str = "tokens") -> float:
+    """FLUX's resolution shift ``mu`` for a ``height x width`` image: linear in a sequence length between
+    (base_image_seq_len, base_shift) and (max_image_seq_len, max_shift). ``seq_len="tokens"``: the packed latent
+    token count (FLUX, diffusers); ``"xflux"``: x-flux's ``(H/8)(W/8)/256`` as the reference's inference passes it
+    (480x720: 21 instead of 1350 tokens, mu 0.460 instead of 0.685)."""
+    if seq_len == "tokens":
+        length = (height // 16) * (width // 16)
+    elif seq_len == "xflux":
+        length = (width // 8) * (height // 8) // (16 * 16)
+    else:
+        raise DataError(None, f"sampling.schedule_seq_len must be 'tokens' or 'xflux', got {seq_len!r}")
+    get = scheduler_config.get
+    return calculate_shift(length, get("base_image_seq_len", 256), get("max_image_seq_len", 4096),
+                           get("base_shift", 0.5), get("max_shift", 1.15))
+
+
 class AppearancePipeline(FluxControlNetPipeline):
     """FLUX + ``AppearanceControlNets``; ``__call__`` returns uint8 images ``(B, H, W, 3)``."""
 
@@ -86,9 +102,9 @@ class AppearancePipeline(FluxControlNetPipeline):
     def __call__(self, prompt: str | Sequence[str], branch_inputs: Mapping[str, torch.Tensor],
                  generator: Sequence[torch.Generator], num_inference_steps: int = 28, guidance_scale: float = 3.5,
                  conditioning_scales: Mapping[str, float] | None = None,
-                 max_sequence_length: int = 512) -> np.ndarray:
+                 max_sequence_length: int = 512, schedule_seq_len: str = "tokens") -> np.ndarray:
         """Generate one image per generator; ``branch_inputs`` maps branch -> ``(B, 3k, H, W)`` in [-1, 1]
-        (B = number of generators, or 1 to share the conditions)."""
+        (B = number of generators, or 1 to share the conditions); ``schedule_seq_len``: see ``schedule_shift``."""
         batch = len(generator)
         first = next(iter(branch_inputs.values()))
         height, width = first.shape[-2:]
@@ -105,9 +121,7 @@ class AppearancePipeline(FluxControlNetPipeline):
         latents, img_ids = self.prepare_latents(batch, self.transformer.config.in_channels // 4, height, width,
                                                 dtype, device, list(generator))
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        sched = self.scheduler.config
-        mu = calculate_shift(latents.shape[1], sched.get("base_image_seq_len", 256), sched.get("max_image_seq_len", 4096),
-                             sched.get("base_shift", 0.5), sched.get("max_shift", 1.15))
+        mu = schedule_shift(height, width, self.scheduler.config, schedule_seq_len)
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
         for t in self.progress_bar(timesteps):
             sigma = t.expand(batch).to(dtype) / 1000

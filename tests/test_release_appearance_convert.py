@@ -151,3 +151,30 @@ def test_release_one_convert_cli_picks_the_stage(release, tmp_path):
                          "--flux", str(root / "flux")]) == 0
     converted = AppearanceControlNets.from_pretrained(tmp_path / "nets")
     assert all(torch.equal(v, nets.state_dict()[k]) for k, v in converted.state_dict().items())
+
+
+def test_release_appearance_config_reproduces_the_reference_sampling():
+    """pam_release.yaml: 28 steps, guidance 4.0, scales 1.0, and x-flux's shifted schedule, checked on the
+    scheduler's sigmas against the reference formula exp(mu) / (exp(mu) + 1/t - 1), t = linspace(1, 0, n + 1)."""
+    import numpy as np
+
+    from appearance_gen.config import load_appearance_config
+    from appearance_gen.generator import AppearanceGenerator
+    from appearance_gen.pipeline import schedule_shift
+    from data_tools.maps.bundle import ConditionBundle
+
+    cfg = load_appearance_config("configs/appearance/pam_release.yaml")
+    assert (cfg.sampling.num_inference_steps, cfg.sampling.guidance_scale) == (28, 4.0)
+    assert cfg.controlnet.conditioning_scales == {"physical": 1.0, "semantic": 1.0} and cfg.controlnet.blocks_repeat
+    assert cfg.sampling.schedule_seq_len == "xflux" and cfg.sampling.size == [480, 720]
+    sched = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15}
+    assert schedule_shift(480, 720, sched, "xflux") == pytest.approx(0.5 + (21 - 256) * 0.65 / 3840)  # 0.460
+    assert schedule_shift(480, 720, sched, "tokens") == pytest.approx(0.5 + (1350 - 256) * 0.65 / 3840)  # 0.685
+    gen = AppearanceGenerator.load("configs/appearance/tiny.yaml", ["sampling.schedule_seq_len=xflux"], device="cpu")
+    rng = np.random.default_rng(0)
+    bundle = ConditionBundle({n: rng.integers(0, 256, (1, 64, 96, 3), dtype=np.uint8) for n in gen.condition_names})
+    gen.generate(bundle, seeds=[0], num_inference_steps=3)
+    mu = 0.5 + (0 - 256) * 0.65 / 3840  # (96/8)(64/8)/256 = 0
+    t = np.linspace(1, 0, 4)[:-1]
+    expected = np.exp(mu) / (np.exp(mu) + 1 / t - 1)
+    np.testing.assert_allclose(gen.pipeline.scheduler.sigmas[:-1].numpy(), expected, rtol=1e-5)
