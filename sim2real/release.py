@@ -119,6 +119,7 @@ def find_pam_files(pam: str | None, problems: list[str]) -> ReleaseFiles | None:
     if not pam or not os.path.isdir(pam):
         problems.append(f"{pam}: PAM release folder does not exist" if pam else "PAM release: no folder given")
         return None
+    pam = os.path.normpath(pam)
     controlnets, transformers = [], []
     for folder, dirs, files in os.walk(pam):
         if folder[len(pam):].count(os.sep) >= 3:
