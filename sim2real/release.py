@@ -33,8 +33,8 @@ CONTROLNET_NAMES = ("controlnet.bin", "controlnet.safetensors")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json")
 FLUX_LAYOUT = {"transformer": "model", "vae": "model", "text_encoder": "model", "text_encoder_2": "model",
                "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "scheduler": "scheduler"}
-COGVIDEOX_LAYOUT = {"transformer": "model", "vae": "model", "text_encoder": "model", "tokenizer": "tokenizer",
-                    "scheduler": "scheduler"}
+# no transformer/: the released motion transformer holds the whole model (base blocks included)
+COGVIDEOX_LAYOUT = {"vae": "model", "text_encoder": "model", "tokenizer": "tokenizer", "scheduler": "scheduler"}
 STAMP = "converted_from.json"
 
 
