@@ -178,3 +178,20 @@ def test_release_appearance_config_reproduces_the_reference_sampling():
     t = np.linspace(1, 0, 4)[:-1]
     expected = np.exp(mu) / (np.exp(mu) + 1 / t - 1)
     np.testing.assert_allclose(gen.pipeline.scheduler.sigmas[:-1].numpy(), expected, rtol=1e-5)
+
+
+def test_release_controlnet_sizes_read_at_flux1_width():
+    """At FLUX.1-dev's real sizes (meta tensors, no memory) every dimension comes back from the shapes, and the
+    rotary axes default to FLUX.1's without --flux."""
+    from accelerate import init_empty_weights
+
+    from appearance_gen.convert_ckpt import reference_to_engine
+
+    with init_empty_weights():
+        real = AppearanceControlNets()  # the class defaults are FLUX.1-dev's: 3072 wide, 24 heads, 64 channels
+    config, state = reference_to_engine(to_reference_controlnet_state(real), "controlnet.bin")
+    for key in ("in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "joint_attention_dim",
+                "pooled_projection_dim", "guidance_embeds", "hint_channels", "blocks_repeat"):
+        assert config[key] == real.config[key], key
+    assert list(config["hint_block_out_channels"]) == [16, 16, 16, 16] and config["axes_dims_rope"] == [16, 56, 56]
+    assert sorted(state) == sorted(real.state_dict())
