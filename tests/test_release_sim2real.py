@@ -74,6 +74,17 @@ def test_release_layout_check_lists_every_missing_file(fake_release, tmp_path):
     for part in ("no appearance checkpoint (controlnet.bin", "tokenizer_2: no vocabulary", "CogVideoX-5b-I2V/vae: missing",
                  "scheduler/scheduler_config.json: missing"):
         assert part in message
+    # a T5 tokenizer shipped as spiece.model only (CogVideoX-5b-I2V's) loads only with sentencepiece + protobuf
+    (broken / "FLUX.1-dev" / "tokenizer_2" / "spiece.model").write_bytes(b"")
+    from importlib.util import find_spec
+
+    from sim2real.release import tokenizer_problem
+
+    problem = tokenizer_problem(str(broken / "FLUX.1-dev" / "tokenizer_2"))
+    if find_spec("sentencepiece") and find_spec("google"):
+        assert problem is None
+    else:
+        assert "pip install sentencepiece protobuf" in problem
     with pytest.raises(DataError, match="no folder given"):
         check_release(ReleaseWeights(pam=paths["pam"], flux=paths["flux"]))
     assert check_release(ReleaseWeights(**paths)).controlnet.endswith("controlnet.bin")
