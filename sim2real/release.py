@@ -244,4 +244,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -5,11 +5,9 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 
 from data_tools.errors import DataError
-from data_tools.maps.bundle import ConditionBundle
 from data_tools.io.video_io import read_video
 from release_fixtures import make_fake_release
 from sim2real import release
@@ -22,13 +20,18 @@ SMALL = ["num_frames=9", "height=32", "width=48", "seeds=[0]", "appearance_steps
 
 @pytest.fixture(scope="module")
 def fake_release(tmp_path_factory):
+    """The fake release and one trajectory to run (rendered by sim2real in the pam_release style)."""
+    from data_tools.pose.objects import builtin_object
+    from data_tools.pose.procedural_hand import procedural_hand
+    from data_tools.pose.trajectory import generate_grasp_trajectory, save_trajectory
+
     root = tmp_path_factory.mktemp("release")
     paths = make_fake_release(root)
-    rng = np.random.default_rng(0)
-    clip = root / "inputs" / "clip0"
-    ConditionBundle({n: rng.integers(0, 256, (9, 32, 48, 3), dtype=np.uint8) for n in STREAMS},
-                    prompt="a hand grasps a mug").save_video_folder(clip)
-    return root, paths, str(clip)
+    (root / "inputs").mkdir()
+    hand = procedural_hand()
+    traj = generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=9, height=32,
+                                     width=48, seed=1, name="grasp0")
+    return root, paths, save_trajectory(traj, root / "inputs" / "grasp0.npz")
 
 
 def _args(paths, root, clip, out):
@@ -39,9 +42,12 @@ def _args(paths, root, clip, out):
 def test_release_end_to_end_on_cpu_converts_once(fake_release, tmp_path, caplog):
     root, paths, clip = fake_release
     assert release.main(_args(paths, root, clip, tmp_path / "out")) == 0
-    manifest = json.loads((tmp_path / "out" / "clip0" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "grasp0" / "manifest.json").read_text())
     assert manifest["num_frames"] == 9 and manifest["size"] == [32, 48]
-    assert manifest["conditions"]["motion"] == list(STREAMS)  # the released model's five streams, its order
+    # the released model's five streams in its order; pam_release feeds normal as a fixed grey video
+    assert manifest["conditions"]["motion"] == [n for n in STREAMS if n != "normal"]
+    assert manifest["config"]["style"] == "pam_release"
+    assert os.path.isfile(tmp_path / "out" / "grasp0" / "conditions" / "tracking.mp4")
     assert read_video(manifest["outputs"]["video"]).shape == (9, 32, 48, 3)
     appearance = manifest["model_configs"]["appearance"]["model"]
     assert appearance["controlnet_path"] == str(root / "cache" / "appearance")
@@ -90,13 +96,19 @@ def test_release_layout_check_lists_every_missing_file(fake_release, tmp_path):
     assert check_release(ReleaseWeights(**paths)).controlnet.endswith("controlnet.bin")
 
 
-def test_release_checks_inputs_before_converting(fake_release, tmp_path):
+def test_release_checks_inputs_before_converting(fake_release, tmp_path, capsys):
+    """A bad input stops the command with one line and exit status 2, before anything is converted."""
+    from data_tools.io.cli import run_cli
+
     root, paths, _ = fake_release
     args = _args(paths, root, str(tmp_path / "missing_input"), tmp_path / "out")
     args[args.index("--cache") + 1] = str(tmp_path / "cache")
-    with pytest.raises(DataError, match="missing_input"):
-        release.main(args)
+    assert run_cli(release.main, args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "missing_input" in err[0]
     assert not (tmp_path / "cache").exists()
+    assert run_cli(release.main, ["--pam", str(tmp_path), "--cache", str(tmp_path / "cache"), "x"]) == 2
+    assert "the weight folders are incomplete" in capsys.readouterr().err
 
 
 def test_release_config_points_both_stages_at_the_weights():
