@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import torchrun
 
 from data_tools.errors import DataError
 from data_tools.runtime.training import (LoopConfig, OptimizerConfig, Trainer, check_shards, deepspeed_config,
@@ -116,8 +117,7 @@ def two_ranks(toy, tmp_path_factory):
     script = folder / "run2.py"
     script.write_text(TOY + RUN2)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29561", str(script), str(folder)], capture_output=True, text=True,
+    result = subprocess.run([*torchrun(2), str(script), str(folder)], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     found = [json.loads(line.split("RESULT ", 1)[1]) for line in result.stdout.splitlines() if "RESULT " in line]
