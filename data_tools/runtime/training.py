@@ -157,7 +157,7 @@ def deepspeed_plugin(loop: LoopConfig, optim: OptimizerConfig):
     return DeepSpeedPlugin(hf_ds_config=config, gradient_clipping=config["gradient_clipping"])
 
 
-def build_accelerator(loop: LoopConfig, optim: OptimizerConfig | None = None):
+def build_accelerator(loop: LoopConfig, optim: OptimizerConfig):
     """An ``Accelerator`` for CPU, one GPU, DDP or DeepSpeed (from the launcher or ``loop.deepspeed_config``).
 
     The LR scheduler it prepares steps once per call (``step_scheduler_with_optimizer=False``; ``Trainer`` calls it
@@ -172,7 +172,7 @@ def build_accelerator(loop: LoopConfig, optim: OptimizerConfig | None = None):
         precision = "no"
     return Accelerator(
         gradient_accumulation_steps=loop.grad_accum, mixed_precision=precision, cpu=loop.cpu,
-        deepspeed_plugin=deepspeed_plugin(loop, optim or OptimizerConfig()), step_scheduler_with_optimizer=False,
+        deepspeed_plugin=deepspeed_plugin(loop, optim), step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=loop.seed),
         project_config=ProjectConfiguration(project_dir=loop.output_dir),
     )
@@ -191,7 +191,8 @@ def check_shards(dataset_size: int, batch_size: int, world_size: int) -> int:
 def preserved_rng() -> Iterator[None]:
     """Run a block (validation) without moving this process's ``random``/numpy/torch/CUDA random streams."""
     states = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    # this process's GPU only: touching the others would create a CUDA context on every GPU from every rank
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         try:
             yield
