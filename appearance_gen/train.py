@@ -14,6 +14,7 @@ import math
 import os
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -27,8 +28,8 @@ from appearance_gen.pipeline import AppearancePipeline, predict_velocity
 from data_tools.maps.bundle import ConditionBundle, to_model_range
 from data_tools.io.cli import setup_logging
 from data_tools.io.config import to_dict
-from data_tools.errors import DataError
-from data_tools.datasets.hoi_dataset import HOISplit
+from data_tools.errors import DataError, require_paths
+from data_tools.datasets.hoi_dataset import HOISplit, split_dir
 from data_tools.runtime.training import Trainer, TrainingSpec
 
 logger = logging.getLogger(__name__)
@@ -37,17 +38,26 @@ TIMESTEP_SAMPLINGS = ("shift", "uniform")
 
 class FrameDataset(Dataset):
     """One random frame per clip of a dataset split: ``{"pixel_values": (3, H, W) in [-1, 1],
-    "conditions": {branch: (3k, H, W)}, "prompt": str}``."""
+    "conditions": {branch: (3k, H, W)}, "prompt": str}``.
 
-    def __init__(self, split: HOISplit, branches: dict[str, list[str]], normals_from_depth: bool = False):
+    The frame is drawn from ``(seed, epoch, clip index)`` alone (the Trainer calls ``set_epoch``), so it is the same
+    whatever process, loader worker or resume reads the clip, and differs from epoch to epoch.
+    """
+
+    def __init__(self, split: HOISplit, branches: dict[str, list[str]], normals_from_depth: bool = False,
+                 seed: int = 0):
         self.split, self.branches, self.derive_normals = split, branches, normals_from_depth
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, index: int) -> dict:
         bundle = self.split[index]
-        t = int(torch.randint(bundle.num_frames, (1,)))
+        t = int(np.random.default_rng([self.seed, self.epoch, index]).integers(bundle.num_frames))
         maps = {name: bundle.conditions[name][t] for name in bundle.conditions}
         if self.derive_normals:
             maps["normal"] = normals_from_depth(maps["depth"])
@@ -67,7 +77,7 @@ def frame_dataset(cfg: AppearanceConfig, split: str) -> FrameDataset:
                                      cfg.data.normal_source)
     hoi = HOISplit(cfg.data.root, split, conditions=names, num_frames=cfg.data.frames_per_clip,
                    size=tuple(cfg.data.size), resize_mode=cfg.data.resize_mode)
-    return FrameDataset(hoi, {k: list(v) for k, v in cfg.controlnet.branches.items()}, derive)
+    return FrameDataset(hoi, {k: list(v) for k, v in cfg.controlnet.branches.items()}, derive, cfg.train.loop.seed)
 
 
 def sample_sigmas(batch: int, seq_len: int, cfg, scheduler_config, generator=None) -> torch.Tensor:
@@ -161,9 +171,13 @@ class AppearanceTrainingSpec(TrainingSpec):
         logger.info("validation images in %s", output_dir)
 
 
+def validates(cfg: AppearanceConfig) -> bool:
+    return bool(cfg.data.val_split and cfg.data.num_val_images and cfg.train.loop.validate_every)
+
+
 def validation_bundles(cfg: AppearanceConfig) -> list[ConditionBundle]:
     """The first ``data.num_val_images`` clips of ``data.val_split`` (first frames), or none."""
-    if not cfg.data.val_split or not cfg.data.num_val_images or not cfg.train.loop.validate_every:
+    if not validates(cfg):
         return []
     names, derive = split_conditions(cfg.data.root, cfg.data.val_split, condition_names(cfg.controlnet.branches),
                                      cfg.data.normal_source)
@@ -173,8 +187,22 @@ def validation_bundles(cfg: AppearanceConfig) -> list[ConditionBundle]:
     return [with_normals_from_depth(b) for b in bundles] if derive else bundles
 
 
+def required_paths(cfg: AppearanceConfig) -> dict[str, str]:
+    """``{config key: path}`` of everything a training run reads, checked before any weights are loaded."""
+    if not cfg.data.root:
+        raise DataError(None, "data.root is not set (the processed dataset folder; --set data.root=...)")
+    paths = {f"data.split ({cfg.data.split} of data.root)": split_dir(cfg.data.root, cfg.data.split),
+             "model.controlnet_path": cfg.model.controlnet_path}
+    if cfg.model.source == "pretrained":
+        paths["model.base_path"] = cfg.model.base_path
+    if validates(cfg):
+        paths[f"data.val_split ({cfg.data.val_split} of data.root)"] = split_dir(cfg.data.root, cfg.data.val_split)
+    return {**{k: v for k, v in paths.items() if v}, **cfg.train.loop.required_paths()}
+
+
 def train(cfg: AppearanceConfig) -> dict:
-    """Run (or resume) training; returns the Trainer summary."""
+    """Run (or resume) training (every input path checked first); returns the Trainer summary."""
+    require_paths(required_paths(cfg), "appearance training")
     dataset = frame_dataset(cfg, cfg.data.split)
     spec = AppearanceTrainingSpec(cfg, validation_bundles(cfg))
     # the branches' own config lets appearance_gen.convert_ckpt rebuild them from any checkpoint

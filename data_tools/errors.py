@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
 
 class DataError(ValueError):
@@ -21,3 +22,13 @@ def require_file(path: str | os.PathLike, what: str = "file") -> str:
     if not os.path.isfile(path):
         raise DataError(path, f"{what} is not a regular file")
     return path
+
+
+def require_paths(paths: Mapping[str, str | os.PathLike | None], what: str = "this run") -> None:
+    """Raise one DataError listing every ``{config key: path}`` that does not exist (None entries are skipped).
+
+    Call it before any expensive step, so that a run fails at start-up rather than at its first use of a path.
+    """
+    missing = [f"{key}={os.fspath(path)}" for key, path in paths.items() if path and not os.path.exists(path)]
+    if missing:
+        raise DataError(None, f"{what} needs {len(missing)} path(s) that do not exist: {', '.join(missing)}")

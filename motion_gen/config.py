@@ -92,6 +92,7 @@ class TrainConfig:
     train_base: bool = False
     gradient_checkpointing: bool = True
     validation_sample: str | None = None  # a condition video folder (ConditionBundle.from_video_folder) with a first frame
+    validation_split: str | None = None  # without validation_sample: the first clip of this split of data.root
     validation_steps: int = 20
 
 

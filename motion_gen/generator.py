@@ -22,11 +22,15 @@ def default_device(device: str | None = None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=None) -> CogVideoXConditionPipeline:
-    """The condition pipeline of a motion config (tiny random components or local real weights)."""
+def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=None,
+                   text_encoder: bool = True) -> CogVideoXConditionPipeline:
+    """The condition pipeline of a motion config (tiny random components or local real weights).
+
+    ``text_encoder=False`` leaves out tokenizer and T5: the caller passes prompt embeddings (``encode_prompts``).
+    """
     device = default_device(device or cfg.generate.device)
     dtype = cfg.model.torch_dtype() if device != "cpu" else None  # CPU: fp32 as built
-    tokenizer, text_encoder = load_text_components(cfg.model, dtype)
+    tokenizer, text_encoder = load_text_components(cfg.model, dtype) if text_encoder else (None, None)
     vae = load_vae(cfg.model, dtype)
     if transformer is None:
         transformer = load_transformer(cfg.model, cfg.generate, dtype)
@@ -43,6 +47,24 @@ def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=Non
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@torch.no_grad()
+def encode_prompts(cfg: MotionConfig, prompt: str, device: str, transformer) -> dict[str, torch.Tensor | None]:
+    """``{"prompt_embeds", "negative_prompt_embeds"}`` (CPU tensors) of ``prompt`` and ``generate.negative_prompt``
+    for ``MotionGenerator.generate``: T5 is loaded, run on ``device`` and freed again."""
+    from diffusers.training_utils import free_memory
+
+    dtype = cfg.model.torch_dtype() if device != "cpu" else None
+    tokenizer, encoder = load_text_components(cfg.model, dtype)
+    pipe = CogVideoXConditionPipeline(tokenizer=tokenizer, text_encoder=encoder.to(device), vae=None,
+                                      transformer=transformer, scheduler=build_scheduler("dpm", cfg.model.pretrained))
+    embeds, negative = pipe.encode_prompt(prompt or "", cfg.generate.negative_prompt or None,
+                                          do_classifier_free_guidance=cfg.generate.guidance_scale > 1,
+                                          max_sequence_length=transformer.config.max_text_seq_length, device=device)
+    del pipe, encoder
+    free_memory()
+    return {"prompt_embeds": embeds.cpu(), "negative_prompt_embeds": None if negative is None else negative.cpu()}
 
 
 def check_video_shape(num_frames: int, size: tuple[int, int], where: str | None = None) -> None:
@@ -83,8 +105,10 @@ class MotionGenerator:
         return cls(cfg, build_pipeline(cfg, device))
 
     def generate(self, first_frame: np.ndarray, bundle: ConditionBundle, seed: int = 0,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None) -> np.ndarray:
-        """(T, H, W, 3) uint8 with T = bundle.num_frames and (H, W) = bundle.size."""
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 prompt_embeds: dict[str, torch.Tensor | None] | None = None) -> np.ndarray:
+        """(T, H, W, 3) uint8 with T = bundle.num_frames and (H, W) = bundle.size. ``prompt_embeds`` (from
+        ``encode_prompts``) replace the bundle's prompt and the negative prompt (a pipeline without T5)."""
         num_frames, size = bundle.num_frames, tuple(bundle.size)
         check_video_shape(num_frames, size, bundle.name)
         missing = [n for n in self.condition_names if n not in bundle.conditions]
@@ -108,8 +132,12 @@ class MotionGenerator:
         image = torch.from_numpy(first).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
         device = self.pipe._execution_device
         generator = torch.Generator(device=device).manual_seed(seed)
+        if prompt_embeds is None:
+            text = {"prompt": bundle.prompt or "", "negative_prompt": gen.negative_prompt or None}
+        else:
+            text = {k: v.to(device) for k, v in prompt_embeds.items() if v is not None}
         frames = self.pipe(
-            image=image, prompt=bundle.prompt or "", negative_prompt=gen.negative_prompt or None,
+            image=image, **text,
             conditions=conditions, height=run_size[0], width=run_size[1], num_frames=num_frames + extra,
             num_inference_steps=num_inference_steps or gen.num_inference_steps,
             guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,

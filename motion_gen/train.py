@@ -11,6 +11,7 @@ is dropped to zero with probability ``train.noised_image_dropout`` per sample.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 
 from data_tools.io.config import to_dict
-from data_tools.errors import DataError
+from data_tools.datasets.hoi_dataset import HOISplit, split_dir
+from data_tools.errors import DataError, require_paths
 from data_tools.runtime.latent_store import LatentDataset
 from data_tools.runtime.training import Trainer, TrainingSpec
 from motion_gen.components import build_scheduler, load_transformer
@@ -42,7 +44,7 @@ class MotionSpec(TrainingSpec):
         self.scheduler = build_scheduler("dpm", cfg.model.pretrained)
         self.scale = float((latent_meta or {}).get("latent_scale", 1.0))
         self.names = list(self.transformer.config.condition_names)
-        self._validation_pipe = None
+        self._validation = None  # (bundle, first frame, prompt embeddings), loaded at the first validation
 
     # ------------------------------------------------------------------ Trainer hooks
     def setup(self, accelerator) -> None:
@@ -91,24 +93,68 @@ class MotionSpec(TrainingSpec):
         return (weights * (prediction - video) ** 2).reshape(batch_size, -1).mean(dim=1).mean()
 
     def validate(self, model, accelerator, step: int, output_dir: str) -> None:
-        """Generate the validation sample with the current weights; writes ``video.mp4`` and ``side_by_side.mp4``."""
-        sample = self.cfg.train.validation_sample
-        if not sample:
-            return
-        from motion_gen.generator import MotionGenerator, build_pipeline
-        from motion_gen.infer import load_inputs, write_outputs
+        """Generate the validation sample with the current weights; writes ``video.mp4`` and ``side_by_side.mp4``.
 
-        if self._validation_pipe is None:
-            self._validation_pipe = build_pipeline(self.cfg, str(accelerator.device), transformer=model)
-        self._validation_pipe.transformer = model
-        generator = MotionGenerator(self.cfg, self._validation_pipe)
-        bundle, first = load_inputs(sample, generator)
-        cuda = accelerator.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and accelerator.mixed_precision == "bf16"):
-            video = generator.generate(first, bundle, seed=self.cfg.train.loop.seed,
-                                       num_inference_steps=self.cfg.train.validation_steps)
-        write_outputs(output_dir, video, bundle, fps=self.cfg.generate.fps)
+        Rank 0 builds the pipeline without T5 for each validation and frees it afterwards; the prompt embeddings
+        are computed once (T5 loaded, run and freed) and kept on the CPU.
+        """
+        train = self.cfg.train
+        if not (train.validation_sample or train.validation_split):
+            return
+        from diffusers.training_utils import free_memory
+
+        from motion_gen.generator import MotionGenerator, build_pipeline, encode_prompts
+        from motion_gen.infer import write_outputs
+
+        device = str(accelerator.device)
+        # no CPU offload hooks on the module being trained
+        cfg = dataclasses.replace(self.cfg, generate=dataclasses.replace(self.cfg.generate, cpu_offload=False))
+        generator = MotionGenerator(cfg, build_pipeline(cfg, device, transformer=model, text_encoder=False))
+        try:
+            if self._validation is None:
+                bundle, first = validation_bundle(cfg, generator)
+                self._validation = bundle, first, encode_prompts(cfg, bundle.prompt, device, model)
+            bundle, first, embeds = self._validation
+            cuda = accelerator.device.type == "cuda"
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and accelerator.mixed_precision == "bf16"):
+                video = generator.generate(first, bundle, seed=train.loop.seed,
+                                           num_inference_steps=train.validation_steps, prompt_embeds=embeds)
+            write_outputs(output_dir, video, bundle, fps=cfg.generate.fps)
+        finally:
+            del generator
+            free_memory()
         logger.info("validation video written to %s", output_dir)
+
+
+def validation_bundle(cfg: MotionConfig, generator) -> tuple:
+    """``(bundle, first frame)`` of ``train.validation_sample`` (a condition folder) or of the first clip of
+    ``train.validation_split`` of ``data.root``, at the generator's size and frame count."""
+    from motion_gen.infer import load_inputs
+
+    if cfg.train.validation_sample:
+        return load_inputs(cfg.train.validation_sample, generator)
+    split = HOISplit(cfg.data.root, cfg.train.validation_split, conditions=generator.condition_names,
+                     num_frames=generator.num_frames, size=(generator.height, generator.width),
+                     resize_mode=cfg.generate.resize_mode)
+    if not len(split):
+        raise DataError(split_dir(cfg.data.root, cfg.train.validation_split), "validation split has no clips")
+    bundle = split[0]
+    return bundle, bundle.first_frame
+
+
+def required_paths(cfg: MotionConfig) -> dict[str, str]:
+    """``{config key: path}`` of everything a training run reads, checked before any weights are loaded."""
+    train = cfg.train
+    paths = {"data.latents": cfg.data.latents, "model.pretrained": cfg.model.pretrained,
+             "model.transformer": cfg.model.transformer}
+    if train.loop.validate_every and train.validation_sample:
+        paths["train.validation_sample"] = train.validation_sample
+    elif train.loop.validate_every and train.validation_split:
+        if not cfg.data.root:
+            raise DataError(None, "train.validation_split needs data.root (the processed dataset folder)")
+        paths[f"train.validation_split ({train.validation_split} of data.root)"] = split_dir(cfg.data.root,
+                                                                                           train.validation_split)
+    return {**{k: v for k, v in paths.items() if v}, **train.loop.required_paths()}
 
 
 def build_spec(cfg: MotionConfig) -> tuple[MotionSpec, LatentDataset]:
@@ -126,7 +172,8 @@ def build_spec(cfg: MotionConfig) -> tuple[MotionSpec, LatentDataset]:
 
 
 def train(cfg: MotionConfig) -> dict:
-    """Run training; returns the Trainer's summary."""
+    """Run training (every input path checked first); returns the Trainer's summary."""
+    require_paths(required_paths(cfg), "motion training")
     spec, dataset = build_spec(cfg)
     run_config = {"motion": to_dict(cfg), "transformer_config": {k: v for k, v in spec.transformer.config.items()
                                                                  if not k.startswith("_")}}

@@ -19,3 +19,11 @@ def sample_dir() -> str:
     if SAMPLE_DIR is None:
         pytest.skip("../shared/samples/dexycb_val is absent (set PAM_SHARED_DIR to point at shared/)")
     return SAMPLE_DIR
+
+
+def torchrun(nproc: int = 2) -> list[str]:
+    """``torchrun --standalone --nproc_per_node N`` as a command prefix: the rendezvous picks a free port, so
+    parallel test runs on one machine never collide on a fixed ``--master_port``."""
+    import sys
+
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]

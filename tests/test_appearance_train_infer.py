@@ -181,3 +181,43 @@ def test_infer_on_dataset_split(dataset_root, tmp_path):
     assert (out / "s0/a/cam0/grid.png").is_file()
     manifest = json.loads((out / "manifest.json").read_text())["sequences"]
     assert manifest[0]["prompt"] == "a hand holds object 0"
+
+
+def test_seed_resume_mid_epoch_continues_the_uninterrupted_run(dataset_root, tmp_path):
+    """Stopped after step 1 (mid epoch: 2 clips, batch 1) and resumed to step 2 == 2 steps in one go: frames,
+    noise and sigmas continue the same streams (constant LR, so max_steps does not change the schedule)."""
+    common = [f"data.root={dataset_root}", "train.loop.checkpoint_every=1", "train.loop.seed=5"]
+    whole = train(load_appearance_config(CONFIG, common + [f"train.loop.output_dir={tmp_path / 'a'}",
+                                                           "train.loop.max_steps=2"]))
+    part = [f"train.loop.output_dir={tmp_path / 'b'}"]
+    first = train(load_appearance_config(CONFIG, common + part + ["train.loop.max_steps=1"]))
+    rest = train(load_appearance_config(CONFIG, common + part + ["train.loop.max_steps=2"]))
+    assert len(rest["losses"]) == 1
+    assert first["losses"] + rest["losses"] == pytest.approx(whole["losses"], rel=1e-6)
+
+
+def test_seed_frame_choice_depends_on_seed_epoch_and_clip_only(dataset_root):
+    from appearance_gen.train import frame_dataset
+
+    cfg = load_appearance_config(CONFIG, [f"data.root={dataset_root}", "data.frames_per_clip=3"])
+    data = frame_dataset(cfg, "train")
+    picks = {}
+    for epoch in range(6):
+        data.set_epoch(epoch)
+        torch.manual_seed(epoch)  # the global RNG plays no part
+        picks[epoch] = data[0]["pixel_values"]
+    data.set_epoch(2)
+    assert torch.equal(data[0]["pixel_values"], picks[2])
+    assert len({p.sum().item() for p in picks.values()}) > 1  # some epochs draw another frame
+
+
+def test_missing_paths_fail_at_start_up_in_one_error(dataset_root, tmp_path):
+    from data_tools.errors import DataError
+
+    cfg = load_appearance_config(CONFIG, [f"data.root={tmp_path / 'none'}", "train.loop.validate_every=2",
+                                          "model.source=pretrained", f"model.base_path={tmp_path / 'flux'}",
+                                          f"train.loop.output_dir={tmp_path / 'run'}"])
+    with pytest.raises(DataError, match=r"3 path.*data.split \(train of data.root\)=.*none/filelists/train.*"
+                                        r"model.base_path=.*flux.*data.val_split \(val of data.root\)"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

@@ -139,3 +139,22 @@ def test_config_yaml_overrides_and_errors(tmp_path):
         load_config(_Run, tmp_path / "run.yaml", ["steps=2.5"])
     with pytest.raises(DataError, match="config file does not exist"):
         load_config(_Run, tmp_path / "nope.yaml")
+
+
+def test_no_shipped_config_points_into_shared():
+    """../shared exists only in the development checkout: a shipped config that reads from it breaks real runs."""
+    import glob
+
+    import yaml
+
+    def strings(node):
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    configs = glob.glob("configs/**/*.yaml", recursive=True)
+    assert len(configs) > 5
+    offenders = {p: s for p in configs for s in strings(yaml.safe_load(open(p))) if "shared/" in s}
+    assert not offenders

@@ -102,3 +102,18 @@ def test_condition_free_model_takes_a_bundle_with_only_the_video():
     assert out.shape == (9, 32, 48, 3)
     with pytest.raises(DataError, match="has no videos"):
         ConditionBundle({}).shape  # noqa: B018
+
+
+def test_cached_prompt_embeddings_give_the_same_video(generator):
+    """encode_prompts (T5 run once and freed) + a pipeline without T5 == the pipeline encoding the prompt itself."""
+    from motion_gen.generator import build_pipeline, encode_prompts
+
+    first = np.full((32, 48, 3), 128, np.uint8)
+    expected = generator.generate(first, _bundle(), seed=3, num_inference_steps=2)
+    embeds = encode_prompts(generator.cfg, _bundle().prompt, "cpu", generator.pipe.transformer)
+    assert embeds["prompt_embeds"].shape == (1, 16, 32) and embeds["negative_prompt_embeds"].shape == (1, 16, 32)
+    no_t5 = MotionGenerator(generator.cfg, build_pipeline(generator.cfg, "cpu", generator.pipe.transformer,
+                                                          text_encoder=False))
+    assert no_t5.pipe.text_encoder is None
+    assert np.array_equal(no_t5.generate(first, _bundle(), seed=3, num_inference_steps=2, prompt_embeds=embeds),
+                          expected)

@@ -8,9 +8,11 @@ import textwrap
 
 import pytest
 import torch
+from conftest import torchrun
 from safetensors.torch import load_file
 from torch.utils.data import Subset
 
+from data_tools.errors import DataError
 from data_tools.runtime.training import Trainer, list_checkpoints, read_train_log
 from motion_gen.config import load_motion_config
 from motion_gen.convert_ckpt import convert
@@ -90,8 +92,7 @@ def test_loss_matches_hand_computation(latents):
 def test_two_process_run_checkpoint_resume_and_convert(latents, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
-           "-m", "motion_gen.train", "--config", TINY, f"data.latents={latents}", f"train.loop.output_dir={out}",
+    cmd = [*torchrun(2), "-m", "motion_gen.train", "--config", TINY, f"data.latents={latents}", f"train.loop.output_dir={out}",
            "train.loop.max_steps=2", "train.loop.checkpoint_every=2", "train.loop.validate_every=0"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -154,8 +155,7 @@ def test_convert_deepspeed_zero2_checkpoint(latents, tmp_path):
     pytest.importorskip("deepspeed")
     (tmp_path / "ds_run.py").write_text(DS_RUN)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd(), DS_ACCELERATOR="cpu")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                             "29548", str(tmp_path / "ds_run.py"), latents, str(tmp_path / "out")],
+    result = subprocess.run([*torchrun(2), str(tmp_path / "ds_run.py"), latents, str(tmp_path / "out")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = convert(str(tmp_path / "out"), str(tmp_path / "transformer"))  # resolves checkpoints/checkpoint-2
@@ -164,3 +164,48 @@ def test_convert_deepspeed_zero2_checkpoint(latents, tmp_path):
     assert set(expected) == set(model.state_dict())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
     assert model.condition_embed.weight.abs().sum() > 0  # two steps moved the fusion linear too
+
+
+def test_missing_paths_fail_at_start_up_in_one_error(latents, tmp_path):
+    """A missing validation folder (and weights folder) stop the run before any step, named in one error."""
+    cfg = _cfg(latents, tmp_path / "run", "train.loop.validate_every=500",
+               f"train.validation_sample={tmp_path / 'no_val'}", f"model.pretrained={tmp_path / 'no_weights'}")
+    with pytest.raises(DataError, match="2 path.*model.pretrained=.*no_weights, train.validation_sample=.*no_val"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+    split = _cfg(latents, tmp_path / "run", "train.loop.validate_every=500", "train.validation_split=val",
+                 f"data.root={tmp_path / 'dataset'}")
+    with pytest.raises(DataError, match=r"train.validation_split \(val of data.root\)=.*dataset/filelists/val"):
+        train(split)
+
+
+def test_seed_validation_leaves_training_streams_alone(latents, tmp_path):
+    """Validation on the first clip of a split (prompt embeddings cached once, pipeline rebuilt without T5 each
+    time): videos written, and the loss curve is that of the same run without validation."""
+    import motion_gen.generator
+
+    calls = []
+    encode = motion_gen.generator.encode_prompts
+    root = os.path.join(os.path.dirname(latents), "ds")
+    common = ["train.loop.max_steps=2", "train.loop.checkpoint_every=0", f"data.root={root}"]
+    plain = train(_cfg(latents, tmp_path / "plain", *common))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(motion_gen.generator, "encode_prompts", lambda *a: calls.append(1) or encode(*a))
+        validated = train(_cfg(latents, tmp_path / "val", *common, "train.loop.validate_every=1",
+                               "train.validation_split=train"))
+    assert len(calls) == 1
+    for step in (1, 2):
+        assert os.path.getsize(tmp_path / "val" / "validation" / f"step-{step}" / "video.mp4") > 0
+    assert validated["losses"] == plain["losses"]
+
+
+def test_seed_motion_loss_draws_from_the_process_rng(latents):
+    """Noise, timesteps, posterior samples and dropout come from the global torch RNG the Trainer seeds per rank."""
+    spec, dataset = build_spec(_cfg(latents, "unused"))
+    batch = spec.collate([dataset[0]])
+    losses = []
+    for seed in (0, 1, 0):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            losses.append(spec.compute_loss(spec.transformer, batch, type("A", (), {"device": "cpu"})()).item())
+    assert losses[0] == losses[2] and losses[0] != losses[1]

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import torchrun
 
 from data_tools.errors import DataError
 from data_tools.runtime.training import (LoopConfig, OptimizerConfig, Trainer, latest_checkpoint,
@@ -116,8 +117,7 @@ def test_two_processes_with_torchrun(toy, tmp_path):
         print("SUMMARY", json.dumps({{"world": s["world_size"], "step": s["step"], "type": s["distributed_type"]}}))
     '''))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29533", str(script)], capture_output=True, text=True, env=env,
+    result = subprocess.run([*torchrun(2), str(script)], capture_output=True, text=True, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(line.split("SUMMARY ", 1)[1]) for line in result.stdout.splitlines() if "SUMMARY" in line]

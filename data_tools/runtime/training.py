@@ -4,23 +4,39 @@ A model family describes itself as a ``TrainingSpec`` (which module trains, how 
 validate and save); ``Trainer`` owns everything else: accelerate set-up (CPU, one GPU, DDP, DeepSpeed ZeRO-2),
 AdamW, LR schedules with warm-up, gradient accumulation and clipping, mixed precision, a per-step jsonl log,
 checkpoints every K steps with resume from the latest, periodic validation and the final weights.
+
+On N processes (DDP or ZeRO-2) the runtime guarantees:
+
+* effective batch = ``batch_size x grad_accum x N`` samples per optimizer step; every process gets different
+  samples (one shuffled order per epoch, ``seed + epoch``, the same on every process and after a resume);
+* the LR schedule is a function of the optimizer step only: it is stepped once per optimizer step, never once
+  per process (accelerate's default), so 1 and N processes follow the same LR curve over ``max_steps``;
+* process ``r`` seeds ``random``/numpy/torch/CUDA with ``seed + r`` (accelerate's ``device_specific`` seed), so
+  noise, timesteps and dropout differ between processes; checkpoints hold every process's RNG states, so a
+  resumed run continues the same streams (validation on rank 0 never touches them);
+* too few samples for one batch per process is an error naming dataset size, batch size and world size;
+* ``OptimizerConfig.max_grad_norm`` becomes DeepSpeed's ``gradient_clipping`` (0 disables clipping).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import random
 import re
 import shutil
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+import numpy as np
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_tools.io.atomic import write_json
-from data_tools.errors import DataError
+from data_tools.errors import DataError, require_paths
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -59,6 +75,13 @@ class LoopConfig:
     deepspeed_config: str | None = None  # a DeepSpeed json (ZeRO-2) when not launched through accelerate's config
     cpu: bool = False
 
+    def required_paths(self) -> dict[str, str]:
+        """The input paths of this loop (``{config key: path}``) that must exist before training starts."""
+        paths = {"train.loop.deepspeed_config": self.deepspeed_config}
+        if self.resume and self.resume != "latest":
+            paths["train.loop.resume"] = self.resume
+        return {k: v for k, v in paths.items() if v}
+
 
 class TrainingSpec:
     """What a model family provides to ``Trainer``. Override the methods marked as required."""
@@ -86,37 +109,96 @@ class TrainingSpec:
         model.save_pretrained(output_dir, safe_serialization=True)
 
 
-def build_accelerator(loop: LoopConfig):
-    """An ``Accelerator`` for CPU, one GPU, DDP or DeepSpeed (from the launcher or ``loop.deepspeed_config``)."""
+def launcher_deepspeed_config() -> str | None:
+    """The DeepSpeed json named by ``accelerate launch`` (``distributed_type: DEEPSPEED``), or None."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return None
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
+    return None if path == "none" else path
+
+
+def deepspeed_config(path: str, loop: LoopConfig, optim: OptimizerConfig) -> dict:
+    """A DeepSpeed json with the keys this run decides resolved: micro-batch, accumulation and clipping.
+
+    ``gradient_clipping: "auto"`` becomes ``optim.max_grad_norm`` (0: no clipping); accelerate would otherwise fill
+    it with its own 1.0. A number in the json that disagrees with ``max_grad_norm`` is an error.
+    """
+    if not os.path.isfile(path):
+        raise DataError(path, "DeepSpeed config does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"invalid JSON ({exc.msg})") from None
+    clipping = config.get("gradient_clipping", "auto")
+    if clipping != "auto" and float(clipping) != float(optim.max_grad_norm):
+        raise DataError(path, f"gradient_clipping is {clipping} but train.optim.max_grad_norm is "
+                              f"{optim.max_grad_norm}; set it to \"auto\" to follow the training config")
+    config["gradient_clipping"] = float(optim.max_grad_norm)
+    # The batch keys resolved here so that DeepSpeed derives the global batch from its own world size
+    # (the same under accelerate launch and torchrun).
+    config["train_micro_batch_size_per_gpu"] = loop.batch_size
+    config["gradient_accumulation_steps"] = loop.grad_accum
+    config.pop("train_batch_size", None)
+    return config
+
+
+def deepspeed_plugin(loop: LoopConfig, optim: OptimizerConfig):
+    """accelerate's ``DeepSpeedPlugin`` for ``loop.deepspeed_config`` or the launcher's json, or None (no DeepSpeed)."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    path = loop.deepspeed_config or launcher_deepspeed_config()
+    if not path:
+        return None
+    if loop.cpu or not torch.cuda.is_available():
+        raise DataError(path, "DeepSpeed training needs CUDA: accelerate has no CPU DeepSpeed "
+                              "backend; on CPU train with DDP instead (torchrun --nproc_per_node N)")
+    config = deepspeed_config(path, loop, optim)
+    return DeepSpeedPlugin(hf_ds_config=config, gradient_clipping=config["gradient_clipping"])
+
+
+def build_accelerator(loop: LoopConfig, optim: OptimizerConfig):
+    """An ``Accelerator`` for CPU, one GPU, DDP or DeepSpeed (from the launcher or ``loop.deepspeed_config``).
+
+    The LR scheduler it prepares steps once per call (``step_scheduler_with_optimizer=False``; ``Trainer`` calls it
+    once per optimizer step) and the sampler shuffles with ``loop.seed + epoch`` on every process.
+    """
     from accelerate import Accelerator
-    from accelerate.utils import DeepSpeedPlugin, ProjectConfiguration
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     precision = loop.mixed_precision
     if precision != "no" and (loop.cpu or not torch.cuda.is_available()):
         logger.warning("mixed_precision=%s requested without CUDA: training in fp32", precision)
         precision = "no"
-    plugin = None
-    if loop.deepspeed_config:
-        if not os.path.isfile(loop.deepspeed_config):
-            raise DataError(loop.deepspeed_config, "DeepSpeed config does not exist")
-        if loop.cpu or not torch.cuda.is_available():
-            raise DataError(loop.deepspeed_config, "DeepSpeed training needs CUDA: accelerate has no CPU DeepSpeed "
-                                                   "backend; on CPU train with DDP instead (torchrun --nproc_per_node N)")
-        with open(loop.deepspeed_config, encoding="utf-8") as f:
-            try:
-                ds_config = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise DataError(loop.deepspeed_config, f"invalid JSON ({exc.msg})") from None
-        # Resolve the batch keys here so that DeepSpeed derives the global batch from its own world size
-        # (the same under accelerate launch and torchrun).
-        ds_config["train_micro_batch_size_per_gpu"] = loop.batch_size
-        ds_config["gradient_accumulation_steps"] = loop.grad_accum
-        ds_config.pop("train_batch_size", None)
-        plugin = DeepSpeedPlugin(hf_ds_config=ds_config)
     return Accelerator(
         gradient_accumulation_steps=loop.grad_accum, mixed_precision=precision, cpu=loop.cpu,
-        deepspeed_plugin=plugin, project_config=ProjectConfiguration(project_dir=loop.output_dir),
+        deepspeed_plugin=deepspeed_plugin(loop, optim), step_scheduler_with_optimizer=False,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=loop.seed),
+        project_config=ProjectConfiguration(project_dir=loop.output_dir),
     )
+
+
+def check_shards(dataset_size: int, batch_size: int, world_size: int) -> int:
+    """Batches per process and epoch (batches are dropped, never padded); DataError when that is zero."""
+    per_process = dataset_size // batch_size // world_size
+    if per_process == 0:
+        raise DataError(None, f"dataset has {dataset_size} samples, fewer than batch_size {batch_size} x world_size "
+                              f"{world_size} = {batch_size * world_size}: no process would get a batch")
+    return per_process
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (validation) without moving this process's ``random``/numpy/torch/CUDA random streams."""
+    states = random.getstate(), np.random.get_state()
+    # this process's GPU only: touching the others would create a CUDA context on every GPU from every rank
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -171,12 +253,17 @@ class Trainer:
         self.spec, self.dataset, self.loop, self.optim = spec, dataset, loop, optim
         self.run_config = run_config or {}
 
-    def _dataloader(self) -> DataLoader:
-        if len(self.dataset) < self.loop.batch_size:
-            raise DataError(None, f"dataset has {len(self.dataset)} samples, fewer than batch_size={self.loop.batch_size}")
-        generator = torch.Generator().manual_seed(self.loop.seed)
+    def _dataloader(self, world_size: int) -> DataLoader:
+        check_shards(len(self.dataset), self.loop.batch_size, world_size)
         return DataLoader(self.dataset, batch_size=self.loop.batch_size, shuffle=True, drop_last=True,
-                          collate_fn=self.spec.collate, num_workers=self.loop.num_workers, generator=generator)
+                          collate_fn=self.spec.collate, num_workers=self.loop.num_workers,
+                          generator=torch.Generator().manual_seed(self.loop.seed))
+
+    def _set_epoch(self, dataloader, epoch: int) -> None:
+        """Shuffle order ``seed + epoch``; a dataset with ``set_epoch`` (per-epoch item randomness) is told too."""
+        dataloader.set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     def _resume_path(self) -> str | None:
         resume = self.loop.resume
@@ -214,14 +301,15 @@ class Trainer:
         from tqdm.auto import tqdm
 
         loop = self.loop
-        accelerator = build_accelerator(loop)
-        set_seed(loop.seed)
+        require_paths(loop.required_paths(), "training")
+        accelerator = build_accelerator(loop, self.optim)
+        set_seed(loop.seed, device_specific=True)  # process r: seed + r (restored per process on resume)
         os.makedirs(loop.output_dir, exist_ok=True)
+        dataloader = self._dataloader(accelerator.num_processes)
         self.spec.setup(accelerator)
         module = self.spec.trainable_module()
         optimizer = build_optimizer(module.parameters(), self.optim)
         scheduler = build_scheduler(optimizer, self.optim, loop.max_steps)
-        dataloader = self._dataloader()
         model, optimizer, dataloader, scheduler = accelerator.prepare(module, optimizer, dataloader, scheduler)
         trainable = [p for p in model.parameters() if p.requires_grad]
 
@@ -232,19 +320,17 @@ class Trainer:
             with open(os.path.join(resume, "trainer_state.json"), encoding="utf-8") as f:
                 step = int(json.load(f)["step"])
             logger.info("resumed from %s at step %d", resume, step)
-        batches_per_epoch = len(dataloader)
-        consumed = step * loop.grad_accum
-        epoch = consumed // max(1, batches_per_epoch)
-        skip = consumed % max(1, batches_per_epoch)
+        # accelerate ends an accumulation at the end of each epoch: an epoch is ceil(batches / grad_accum) steps
+        steps_per_epoch = math.ceil(len(dataloader) / loop.grad_accum)
+        epoch, skip = step // steps_per_epoch, (step % steps_per_epoch) * loop.grad_accum
         log_path = os.path.join(loop.output_dir, "train_log.jsonl")
         progress = tqdm(total=loop.max_steps, initial=step, desc="train", disable=not accelerator.is_main_process)
-        losses = []
+        losses, lrs = [], []
         running = 0.0
         micro = 0
         model.train()
         while step < loop.max_steps:
-            if hasattr(dataloader, "set_epoch"):
-                dataloader.set_epoch(epoch)
+            self._set_epoch(dataloader, epoch)
             epoch_loader = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
             skip = 0
             for batch in epoch_loader:
@@ -256,7 +342,9 @@ class Trainer:
                     if accelerator.sync_gradients and self.optim.max_grad_norm:
                         accelerator.clip_grad_norm_(trainable, self.optim.max_grad_norm)
                     optimizer.step()
-                    scheduler.step()
+                    lr = scheduler.get_last_lr()[0]  # the LR this step used
+                    if accelerator.sync_gradients and not optimizer.step_was_skipped:
+                        scheduler.step()  # once per optimizer step, whatever the number of processes
                     optimizer.zero_grad(set_to_none=True)
                 running += accelerator.gather(loss.detach().float().reshape(1)).mean().item()
                 micro += 1
@@ -266,18 +354,19 @@ class Trainer:
                 mean_loss = running / micro
                 running, micro = 0.0, 0
                 losses.append(mean_loss)
+                lrs.append(lr)
                 progress.update(1)
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
                 if accelerator.is_main_process:
                     with open(log_path, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"step": step, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}) + "\n")
+                        f.write(json.dumps({"step": step, "loss": mean_loss, "lr": lr}) + "\n")
                     if loop.log_every and step % loop.log_every == 0:
-                        logger.info("step %d loss %.5f lr %.3g", step, mean_loss, scheduler.get_last_lr()[0])
+                        logger.info("step %d loss %.5f lr %.3g", step, mean_loss, lr)
                 if loop.checkpoint_every and (step % loop.checkpoint_every == 0 or step == loop.max_steps):
                     self._save_checkpoint(accelerator, step)
                 if loop.validate_every and step % loop.validate_every == 0 and accelerator.is_main_process:
                     model.eval()
-                    with torch.no_grad():
+                    with torch.no_grad(), preserved_rng():
                         self.spec.validate(accelerator.unwrap_model(model), accelerator, step,
                                            os.path.join(loop.output_dir, "validation", f"step-{step}"))
                     model.train()
@@ -291,7 +380,7 @@ class Trainer:
             self.spec.save_weights(accelerator.unwrap_model(model), final_dir)
             write_json(os.path.join(final_dir, "trainer_state.json"), {"step": step, "config": self.run_config})
         accelerator.wait_for_everyone()
-        summary = {"step": step, "losses": losses, "final_dir": final_dir,
+        summary = {"step": step, "losses": losses, "lrs": lrs, "final_dir": final_dir,
                    "world_size": accelerator.num_processes, "distributed_type": str(accelerator.distributed_type)}
         accelerator.end_training()
         return summary
