@@ -138,7 +138,7 @@ def test_keypoint_file_is_mapped_to_the_generated_frame(setup, tmp_path):
     write_video(tmp_path / "video.mp4", np.zeros((5, 60, 80, 3), np.uint8))
     from data_tools.metrics.evaluation import Run
     cfg = MetricsConfig(metrics=["keypoints"])
-    cfg.keypoints.estimator.path = weights["estimator"]
+    cfg.keypoints.estimator.kind, cfg.keypoints.estimator.path = "torchscript", weights["estimator"]
     evaluator = Evaluator(cfg)
     run = Run("x", [], [{"generated": "g.mp4", "reference": str(tmp_path / "video.mp4"), "clip_dir": str(tmp_path)}])
     target, source = evaluator._reference_keypoints(run, run.records[0], None, (3, 30, 30))

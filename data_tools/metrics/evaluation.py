@@ -31,7 +31,7 @@ from data_tools.io.filelists import read_filelist
 from data_tools.metrics.fvd import FVDConfig, FVDStats, VideoFeatureExtractor, fvd_from_stats
 from data_tools.metrics.image_metrics import psnr, ssim
 from data_tools.maps.hand_joints import HandKeypoints, map_points
-from data_tools.metrics.keypoints import EstimatorConfig, TorchScriptHandEstimator, keypoint_metrics
+from data_tools.metrics.keypoints import EstimatorConfig, build_estimator, keypoint_metrics
 from data_tools.metrics.lpips import LPIPS, LPIPSConfig
 from data_tools.io.video_io import read_video, resample_indices, video_info
 
@@ -53,6 +53,7 @@ class KeypointEvalConfig:
     reference: str = "auto"
     file_name: str = "hand_joints.npz"
     pck_thresholds: list[float] = dataclasses.field(default_factory=lambda: [5.0, 10.0, 20.0])
+    pck_box_fractions: list[float] = dataclasses.field(default_factory=lambda: [0.05, 0.1])  # of the hand box
     align_3d: str = "root"
 
 
@@ -139,8 +140,12 @@ def check_metric_weights(config: MetricsConfig) -> None:
         needed.append(("fvd.detector_path", config.fvd.detector_path))
     if "lpips" in config.metrics:
         needed += [("lpips.weights", p) for p in (config.lpips.weights or [None])]
-    if "keypoints" in config.metrics:
+    if "keypoints" in config.metrics and config.keypoints.estimator.kind == "torchscript":
         needed.append(("keypoints.estimator.path", config.keypoints.estimator.path))
+    if "keypoints" in config.metrics and config.keypoints.estimator.kind == "mediapipe":
+        from data_tools.metrics.mediapipe_hands import import_hands
+
+        import_hands()
     for key, path in needed:
         if not path:
             raise DataError(None, f"metrics.{key} is not set")
@@ -161,8 +166,7 @@ class Evaluator:
         # Load everything up front so a missing weight file fails before hours of work.
         self.lpips = LPIPS.load(config.lpips.weights, config.lpips.backbone, device) if "lpips" in self.metrics else None
         self.extractor = VideoFeatureExtractor(config.fvd, device) if "fvd" in self.metrics else None
-        self.estimator = (TorchScriptHandEstimator(config.keypoints.estimator, device)
-                          if "keypoints" in self.metrics else None)
+        self.estimator = build_estimator(config.keypoints.estimator, device) if "keypoints" in self.metrics else None
         self._fixed_real: FVDStats | None = None
         self._real_cache: dict[tuple, FVDStats] = {}  # runs over the same references share their I3D stats
 
@@ -208,8 +212,8 @@ class Evaluator:
             target, source = self._reference_keypoints(run, record, reference, (t, h, w))
             if target is not None:
                 pred = self.estimator.estimate(generated)
-                out.update(keypoint_metrics(pred, target, self.config.keypoints.pck_thresholds,
-                                            self.config.keypoints.align_3d))
+                kc = self.config.keypoints
+                out.update(keypoint_metrics(pred, target, kc.pck_thresholds, kc.align_3d, kc.pck_box_fractions))
                 out["keypoint_reference"] = source
         return out
 
@@ -279,8 +283,10 @@ def _joints_to_generated_frame(kp: HandKeypoints, reference_path: str | None, sh
 # ---------------------------------------------------------------------------------------------- results table
 _COLUMNS = [  # (key, header, higher is better, decimals)
     ("fvd", "FVD", False, 2), ("psnr", "PSNR", True, 2), ("ssim", "SSIM", True, 4), ("lpips", "LPIPS", False, 4),
-    ("mpjpe_2d_px", "MPJPE-2D (px)", False, 2), ("mpjpe_3d_mm", "MPJPE-3D (mm)", False, 2),
+    ("detection_rate", "Hand found", True, 3), ("mpjpe_2d_px", "MPJPE-2D (px)", False, 2),
+    ("mpjpe_3d_mm", "MPJPE-3D (mm)", False, 2), ("pa_mpjpe_3d_mm", "PA-MPJPE (mm)", False, 2),
 ]
+POSE_KEYS = ("detection_rate", "mpjpe_2d_px", "mpjpe_3d_mm", "pa_mpjpe_3d_mm")
 
 
 def _fmt(value, decimals: int) -> str:
@@ -293,17 +299,32 @@ def results_markdown(rows: Sequence[dict], title: str = "Evaluation") -> str:
     """The per-condition ablation layout: one ✓ column per condition, then the metrics (arrows give the sense)."""
     conditions = [c for c in CONDITION_NAMES if any(c in r.get("conditions", []) for r in rows)]
     columns = [c for c in _COLUMNS if any(c[0] in r for r in rows)]
-    pck_keys = sorted({k for r in rows for k in r if k.startswith("pck_")},
-                      key=lambda k: float(k[4:].removesuffix("px")))
     insert_at = next((i for i, c in enumerate(columns) if c[0] == "mpjpe_3d_mm"), len(columns))
-    columns[insert_at:insert_at] = [(k, f"PCK@{k[4:]}", True, 3) for k in pck_keys]
+    columns[insert_at:insert_at] = _pck_columns(rows)
     header = ["Run"] + conditions + [f"{name} {'↑' if up else '↓'}" for _, name, up, _ in columns] + ["N"]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [r["label"]] + ["✓" if c in r.get("conditions", []) else "" for c in conditions]
         cells += [_fmt(r.get(key), d) for key, _, _, d in columns] + [str(r.get("num_samples", ""))]
         lines.append("| " + " | ".join(cells) + " |")
+    samples = [(r["label"], s) for r in rows for s in r.get("samples", []) if "detection_rate" in s]
+    if samples:   # pose fidelity per sequence
+        pose = [c for c in _COLUMNS if c[0] in POSE_KEYS and any(c[0] in s for _, s in samples)]
+        pose[2:2] = _pck_columns([s for _, s in samples])
+        lines += ["", "## Pose fidelity per sequence", "",
+                  "| Run | Sequence | " + " | ".join(f"{n} {'↑' if up else '↓'}" for _, n, up, _ in pose) + " |",
+                  "|" + "---|" * (len(pose) + 2)]
+        lines += ["| " + " | ".join([label, str(s.get("name", ""))] + [_fmt(s.get(k), d) for k, _, _, d in pose]) + " |"
+                  for label, s in samples]
     return "\n".join(lines) + "\n"
+
+
+def _pck_columns(rows: Sequence[dict]) -> list[tuple]:
+    """PCK columns present in ``rows``: pixel thresholds first, then fractions of the hand box, ascending."""
+    keys = {k for r in rows for k in r if k.startswith("pck_")}
+    px = sorted((k for k in keys if k.endswith("px")), key=lambda k: float(k[4:-2]))
+    box = sorted((k for k in keys if k.endswith("box")), key=lambda k: float(k[4:-3]))
+    return [(k, f"PCK@{k[4:]}", True, 3) for k in px] + [(k, f"PCK@{k[4:-3]} box", True, 3) for k in box]
 
 
 def sort_rows(rows: Iterable[dict]) -> list[dict]:

@@ -68,24 +68,50 @@ def align_procrustes(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def hand_box_sizes(joints_2d: np.ndarray) -> np.ndarray:
+    """Longer side of each frame's box around its valid joints ``(T,)`` (NaN for frames without joints)."""
+    valid = valid_joints(joints_2d)
+    lo = np.where(valid[..., None], joints_2d, np.inf).min(-2)
+    hi = np.where(valid[..., None], joints_2d, -np.inf).max(-2)
+    size = (hi - lo).max(-1)
+    return np.where(valid.any(-1), size, np.nan)
+
+
+def detection_rate(pred: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of frames with a ground-truth hand where the prediction has all its joints (NaN: no such frame)."""
+    has_target = valid_joints(target).any(-1)
+    found = valid_joints(pred).all(-1) & has_target
+    return float(found.sum() / has_target.sum()) if has_target.any() else float("nan")
+
+
 def keypoint_metrics(pred: HandKeypoints, target: HandKeypoints, pck_thresholds: Sequence[float] = (5, 10, 20),
-                     align_3d: str = "root") -> dict[str, float]:
-    """2D MPJPE (px) and PCK@px; 3D MPJPE (mm, after ``align_3d``: none | root | procrustes) when both have 3D."""
+                     align_3d: str = "root", pck_box_fractions: Sequence[float] = (0.05, 0.1)) -> dict[str, float]:
+    """Detection rate; 2D MPJPE (px), PCK@px and PCK@fraction of the ground-truth hand box's longer side (over
+    detected frames); 3D MPJPE (mm, after ``align_3d``: none | root | procrustes) and PA-MPJPE (Procrustes) when
+    both have 3D."""
     if pred.num_frames != target.num_frames:
         raise ValueError(f"predicted keypoints have {pred.num_frames} frames, target {target.num_frames}")
-    out = {"mpjpe_2d_px": mpjpe(pred.joints_2d, target.joints_2d)}
+    out = {"detection_rate": detection_rate(pred.joints_2d, target.joints_2d),
+           "mpjpe_2d_px": mpjpe(pred.joints_2d, target.joints_2d)}
     out.update({f"pck_{t:g}px": v for t, v in pck(pred.joints_2d, target.joints_2d, pck_thresholds).items()})
+    err, mask = joint_errors(pred.joints_2d, target.joints_2d)
+    relative = (err / hand_box_sizes(target.joints_2d)[:, None])[mask]
+    for fraction in pck_box_fractions:
+        out[f"pck_{fraction:g}box"] = float((relative <= fraction).mean()) if relative.size else float("nan")
     if pred.joints_3d is not None and target.joints_3d is not None:
         p3, g3 = pred.joints_3d, target.joints_3d
         ok = valid_joints(p3).all(-1) & valid_joints(g3).all(-1)  # whole frames: alignment needs all joints
         p3, g3 = p3[ok], g3[ok]
         if align_3d == "root":
-            p3, g3 = align_root(p3), align_root(g3)
+            aligned = align_root(p3), align_root(g3)
         elif align_3d == "procrustes":
-            p3 = align_procrustes(p3, g3)
-        elif align_3d != "none":
+            aligned = align_procrustes(p3, g3), g3
+        elif align_3d == "none":
+            aligned = p3, g3
+        else:
             raise ValueError(f"align_3d must be none, root or procrustes, got {align_3d!r}")
-        out["mpjpe_3d_mm"] = mpjpe(p3, g3) if len(p3) else float("nan")
+        out["mpjpe_3d_mm"] = mpjpe(*aligned) if len(p3) else float("nan")
+        out["pa_mpjpe_3d_mm"] = mpjpe(align_procrustes(p3, g3), g3) if len(p3) else float("nan")
     return out
 
 
@@ -93,20 +119,42 @@ class KeypointEstimator(abc.ABC):
     """Anything that gives hand keypoints per frame of a video."""
 
     @abc.abstractmethod
-    def estimate(self, video: np.ndarray) -> HandKeypoints:
-        """``(T, H, W, 3)`` uint8 RGB -> keypoints in that video's pixel frame."""
+    def estimate(self, video: np.ndarray, side: str | None = None) -> HandKeypoints:
+        """``(T, H, W, 3)`` uint8 RGB -> keypoints in that video's pixel frame; frames without a hand are -1.
+        ``side`` ("right"/"left"): the hand wanted, for estimators that tell hands apart."""
+
+
+@dataclasses.dataclass
+class MediaPipeConfig:
+    """``mediapipe.solutions.hands.Hands`` settings (``data_tools.metrics.mediapipe_hands``); ``hand``: which
+    detected hand to keep (best: highest handedness score; right/left: that hand when found, else the frame is
+    missing); ``mirrored``: the frames are mirrored (selfie view), so MediaPipe's side labels are taken as they are."""
+
+    model_complexity: int = 1
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    static_image_mode: bool = False   # False: track across the frames of a video; True: detect every frame anew
+    max_num_hands: int = 2
+    hand: str = "best"
+    mirrored: bool = False
+
+
+ESTIMATOR_KINDS = ("mediapipe", "torchscript")
 
 
 @dataclasses.dataclass
 class EstimatorConfig:
-    """A locally supplied TorchScript hand-pose model and how to talk to it.
+    """Which hand-pose estimator: ``kind`` "mediapipe" (default: MediaPipe Hands, offline, the ``eval`` extra;
+    settings in ``mediapipe``) or "torchscript" (a locally supplied TorchScript model at ``path``).
 
-    The model takes ``(B, 3, H, W)`` float (RGB in [0, 1], then ``(x - mean) / std``) at ``input_size`` and
+    A TorchScript model takes ``(B, 3, H, W)`` float (RGB in [0, 1], then ``(x - mean) / std``) at ``input_size`` and
     returns a tensor ``(B, 21, 2)`` of 2D joints, or a tuple/dict whose first/``joints_2d`` entry is that
     and whose second/``joints_3d`` entry is ``(B, 21, 3)``. ``coords``: "normalized" ([0, 1] of the input)
     or "pixels" (of the input). ``scale_3d`` converts its 3D unit to mm (1000 for metres).
     """
 
+    kind: str = "mediapipe"
+    mediapipe: MediaPipeConfig = dataclasses.field(default_factory=MediaPipeConfig)
     path: str | None = None
     input_size: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     mean: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0, 0.0])
@@ -136,7 +184,7 @@ class TorchScriptHandEstimator(KeypointEstimator):
         self.std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
 
     @torch.no_grad()
-    def estimate(self, video: np.ndarray) -> HandKeypoints:
+    def estimate(self, video: np.ndarray, side: str | None = None) -> HandKeypoints:
         c = self.config
         h_in, w_in = c.input_size
         frames = resize_frames(np.asarray(video), (h_in, w_in), "resize", "area")
@@ -159,3 +207,14 @@ class TorchScriptHandEstimator(KeypointEstimator):
         joints_2d = joints_2d * np.array([video.shape[2] / w_in, video.shape[1] / h_in])
         joints_3d = np.concatenate(j3).astype(np.float64) * c.scale_3d if j3 else None
         return HandKeypoints(joints_2d, joints_3d)
+
+
+def build_estimator(config: EstimatorConfig, device: str | torch.device | None = None) -> KeypointEstimator:
+    """The estimator ``config.kind`` names (DataError for an unknown kind, a missing model or package)."""
+    if config.kind == "mediapipe":
+        from data_tools.metrics.mediapipe_hands import MediaPipeHandEstimator
+
+        return MediaPipeHandEstimator(config.mediapipe)
+    if config.kind == "torchscript":
+        return TorchScriptHandEstimator(config, device)
+    raise DataError(None, f"keypoints.estimator.kind must be one of {list(ESTIMATOR_KINDS)}, got {config.kind!r}")
