@@ -17,6 +17,7 @@ import time
 from data_tools.io.cli import setup_logging
 from data_tools.io.config import load_config
 from data_tools.io.contact_sheet import write_contact_sheet
+from data_tools.pose.labels import SequenceLabels
 from data_tools.pose.objects import BUILTIN_OBJECTS, resolve_object
 from data_tools.pose.procedural_hand import load_hand_model
 from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
     bundle = render_trajectory(traj, render_cfg, hand)
     sim_dir = os.path.join(args.out, "sim", name)
     write_outputs(bundle, sim_dir, fps=traj.fps)
+    SequenceLabels.from_trajectory(traj, hand, traj.camera.scaled(args.height, args.width)).save(sim_dir)
     sheet = write_contact_sheet(os.path.join(args.out, "conditions_sheet.png"),
                                 {**bundle.conditions, "rgb": bundle.extras["rgb"]})
     logger.info("trajectory %s; sim folder and condition mp4s in %s; sheet %s", traj_path, sim_dir, sheet)
@@ -84,7 +86,8 @@ def main(argv=None) -> int:
     if args.mano:
         config.mano_path = args.mano
     inputs = [sim_dir] + ([args.sample_dir] if args.sample_dir else [])
-    manifests = run(inputs, os.path.join(args.out, "sim2real"), config, overwrite=True)
+    manifests = run(inputs, os.path.join(args.out, "sim2real"), config, overwrite=True,
+                    export_dataset=os.path.join(args.out, "dataset"))
     for manifest in manifests:
         out = manifest["outputs"]
         logger.info("%s: video %s | contact sheet %s | manifest %s", manifest["name"], out["video"],

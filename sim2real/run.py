@@ -32,6 +32,7 @@ from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard
 from data_tools.io.video_io import read_image, resample_indices, write_image, write_video
+from sim2real.labels import sequence_labels, write_labels
 
 logger = logging.getLogger("sim2real.run")
 TRAJECTORY_SUFFIXES = (".npz", ".json")
@@ -149,6 +150,17 @@ def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str)
             raise DataError(path, f"{exc.problem} (indices counted from {first})") from None
 
 
+def available_conditions(seq: SimInput) -> list[str]:
+    """Condition maps a sim folder or condition-video folder holds (a trajectory renders them all)."""
+    if seq.kind == "trajectory":
+        return []
+    if seq.kind == "sim":
+        found = {m["name"] for m in map(SIM_FILE_RE.match, os.listdir(seq.path)) if m}
+    else:
+        found = {m.group(2) for m in map(VIDEO_FOLDER_RE.search, os.listdir(seq.path)) if m}
+    return [n for n in CONDITION_NAMES if n in found]
+
+
 def _natural_key(text: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
@@ -232,7 +244,8 @@ class Sim2Real:
         """The sequence's conditions at the generation size (trajectories are rendered at that size first)."""
         cfg = self.config
         frames, size = self.target_shape()
-        names = list(dict.fromkeys(list(self.appearance.condition_names) + list(self.motion.condition_names)))
+        names = list(dict.fromkeys(list(self.appearance.condition_names) + list(self.motion.condition_names)
+                                   + available_conditions(seq)))   # every map the source has: labels and export
         start = time.perf_counter()
         if seq.kind == "sim":
             bundle = load_sim_folder(seq.path, names, frames, size, cfg.resize_mode, seq.name)
@@ -250,7 +263,8 @@ class Sim2Real:
             missing = [n for n in names if n not in rendered.conditions]
             if missing:
                 raise DataError(seq.path, f"the renderer does not produce conditions {missing} needed by the models")
-            bundle = dataclasses.replace(rendered.select(names), name=seq.name)
+            everything = list(dict.fromkeys(names + list(rendered.conditions)))
+            bundle = dataclasses.replace(rendered.select(everything), name=seq.name)
         timings["load_s"] = round(time.perf_counter() - start, 3)
         prompt = cfg.prompt if cfg.prompt is not None else (bundle.prompt or cfg.default_prompt)
         return dataclasses.replace(bundle, prompt=prompt)
@@ -291,6 +305,9 @@ class Sim2Real:
         bundle.save_video_folder(os.path.join(out_dir, "conditions"), fps=cfg.fps)
         sheet = write_contact_sheet(os.path.join(out_dir, "contact_sheet.png"),
                                     {**bundle.conditions, "first frame": first, "generated": video})
+        labels = write_labels(out_dir, sequence_labels(seq.kind, seq.path, cfg.mano_path), int(video.shape[0]),
+                              tuple(video.shape[1:3]), "resize" if seq.kind == "trajectory" else cfg.resize_mode,
+                              bundle.conditions.get("seg_mask"), cfg.fps)
         timings["write_s"] = round(time.perf_counter() - start, 3)
         timings["total_s"] = round(time.perf_counter() - t0, 3)
         manifest = {
@@ -303,7 +320,7 @@ class Sim2Real:
             "model_configs": {stage: _config_dict(self._generators.get(stage)) for stage in ("appearance", "motion")},
             "outputs": {"video": video_path, "first_frame": os.path.join(out_dir, "first_frame.png"),
                         "contact_sheet": sheet, "conditions": os.path.join(out_dir, "conditions"),
-                        "candidates": {str(k): v for k, v in candidates.items()}},
+                        "candidates": {str(k): v for k, v in candidates.items()}, "labels": labels},
             "timings": timings, "versions": _versions(),
         }
         write_json(os.path.join(out_dir, "manifest.json"), manifest)
@@ -324,8 +341,10 @@ def _versions() -> dict:
 
 
 def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | None = None,
-        first_frames: str | None = None, stage: str = "all", overwrite: bool = False) -> list[dict]:
-    """Run every (this shard's) sequence not yet done; returns the manifests written."""
+        first_frames: str | None = None, stage: str = "all", overwrite: bool = False,
+        export_dataset: str | None = None, export_split: str = "train") -> list[dict]:
+    """Run every (this shard's) sequence not yet done; returns the manifests written. With ``export_dataset``,
+    every finished sequence under ``out`` is then laid out there as a processed dataset (``sim2real.export``)."""
     from tqdm import tqdm
 
     sequences = discover(inputs)
@@ -341,6 +360,10 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
             logger.info("%s: video %s, contact sheet %s (%.1fs)", seq.name, manifest["outputs"]["video"],
                         manifest["outputs"]["contact_sheet"], manifest["timings"]["total_s"])
             manifests.append(manifest)
+    if export_dataset and stage == "all":
+        from sim2real.export import export_dataset as export
+
+        export(out, export_dataset, export_split)
     return manifests
 
 
@@ -356,6 +379,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, config: str, out: str) ->
     parser.add_argument("--stage", default="all", choices=("all", "appearance"),
                         help="appearance: only write first-frame candidates (to pick from)")
     parser.add_argument("--overwrite", action="store_true", help="redo sequences that already have a manifest")
+    parser.add_argument("--export-dataset", default=None, metavar="DIR",
+                        help="also lay the finished sequences out as a processed dataset in DIR (video, conditions, "
+                             "hand_joints.npz, pose_labels.npz, filelists, prompts.jsonl)")
+    parser.add_argument("--export-split", default="train", help="split the exported clips are listed in (default: train)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -371,7 +398,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     config = load_config(Sim2RealConfig, args.config, args.set)
-    run(args.inputs, args.out, config, args.shard, args.first_frames, args.stage, args.overwrite)
+    run(args.inputs, args.out, config, args.shard, args.first_frames, args.stage, args.overwrite,
+        args.export_dataset, args.export_split)
     return 0
 
 

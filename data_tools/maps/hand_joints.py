@@ -21,6 +21,7 @@ class HandKeypoints:
 
     joints_2d: np.ndarray
     joints_3d: np.ndarray | None = None
+    side: str | None = None   # "right" / "left" when known
 
     def __post_init__(self):
         self.joints_2d = np.asarray(self.joints_2d, dtype=np.float64)
@@ -36,19 +37,21 @@ class HandKeypoints:
         return len(self.joints_2d)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``joints_2d`` (and ``joints_3d``) to an npz file, atomically."""
+        """Write ``joints_2d`` (and ``joints_3d``, ``hand_side``) to an npz file, atomically."""
         from data_tools.io.atomic import atomic_path
 
         arrays = {"joints_2d": self.joints_2d}
         if self.joints_3d is not None:
             arrays["joints_3d"] = self.joints_3d
+        if self.side is not None:
+            arrays["hand_side"] = np.array(self.side)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HandKeypoints":
-        """Read an npz with ``joints_2d`` ``(T, 21, 2)`` (or ``(T, 1, 21, 2)``) and optional ``joints_3d``."""
+        """Read an npz with ``joints_2d`` ``(T, 21, 2)`` (or ``(T, 1, 21, 2)``), optional ``joints_3d`` and ``hand_side``."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise DataError(path, "keypoint file does not exist")
@@ -57,10 +60,14 @@ class HandKeypoints:
                 raise DataError(path, f"keypoint file lacks 'joints_2d' (has {sorted(data.files)})")
             j2 = data["joints_2d"]
             j3 = data["joints_3d"] if "joints_3d" in data else None
+            side = str(data["hand_side"]) if "hand_side" in data else None
         try:
-            return cls(j2.reshape(len(j2), NUM_JOINTS, 2), None if j3 is None else j3.reshape(len(j3), NUM_JOINTS, 3))
+            return cls(j2.reshape(len(j2), NUM_JOINTS, 2), None if j3 is None else j3.reshape(len(j3), NUM_JOINTS, 3), side)
         except ValueError as exc:
             raise DataError(path, str(exc)) from None
+
+
+HAND_JOINTS_FILE = "hand_joints.npz"   # a clip's ground-truth joints, beside its video
 
 
 def valid_joints(joints: np.ndarray) -> np.ndarray:
@@ -68,13 +75,10 @@ def valid_joints(joints: np.ndarray) -> np.ndarray:
     return np.isfinite(joints).all(-1) & ~(joints == -1).any(-1)
 
 
-def map_points(joints_2d: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
-    """Move pixel ``(x, y)`` points the way ``video_io.resize_frames(mode)`` moves the frame they lie on.
-
-    Missing points (-1 / non-finite) stay -1.
-    """
+def resize_transform(src_hw: Sequence[int], dst_hw: Sequence[int], mode: str = "crop") -> tuple[np.ndarray, np.ndarray]:
+    """``(scale_xy, offset_xy)`` with which ``video_io.resize_frames(mode)`` moves a pixel centre ``p`` (x, y):
+    ``(p + 0.5) * scale - 0.5 + offset``."""
     (sh, sw), (th, tw) = src_hw, dst_hw
-    joints_2d = np.asarray(joints_2d, np.float64)
     if mode == "resize":
         rh, rw, y0, x0 = th, tw, 0, 0
     elif mode in ("crop", "pad"):
@@ -85,5 +89,15 @@ def map_points(joints_2d: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[in
         y0, x0 = sign * (abs(rh - th) // 2), sign * (abs(rw - tw) // 2)
     else:
         raise ValueError(f"unknown resize mode {mode!r}")
-    out = (joints_2d + 0.5) * np.array([rw / sw, rh / sh]) - 0.5 + np.array([x0, y0])
+    return np.array([rw / sw, rh / sh]), np.array([x0, y0], np.float64)
+
+
+def map_points(joints_2d: np.ndarray, src_hw: Sequence[int], dst_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
+    """Move pixel ``(x, y)`` points the way ``video_io.resize_frames(mode)`` moves the frame they lie on.
+
+    Missing points (-1 / non-finite) stay -1.
+    """
+    joints_2d = np.asarray(joints_2d, np.float64)
+    scale, offset = resize_transform(src_hw, dst_hw, mode)
+    out = (joints_2d + 0.5) * scale - 0.5 + offset
     return np.where(valid_joints(joints_2d)[..., None], out, -1.0)

@@ -208,7 +208,12 @@ def decode_hand_keypoints(image: np.ndarray, tolerance: float = DECODE_COLOR_TOL
     then, analysis by synthesis, each joint in turn moves to the integer position (within ``DECODE_SEARCH`` px)
     whose redrawn map disagrees with the observed colour labels on the fewest pixels, for a few sweeps. On a map
     drawn by ``draw_hand_keypoints`` this recovers the rounded joints. ``joints_3d`` gives the bone drawing
-    order when known (else both orders are tried). A map without joint colours gives all -1 (missing).
+    order when known (else both orders are tried). A map without joint colours gives all -1 (missing); a joint
+    whose colour is hidden everywhere keeps -1 and the refinement is skipped.
+
+    Limits (measured on synthetic hands): exact on hands whose fingers do not cross in the image; where fingers
+    overlap or bones are not drawn (shorter than 5 or longer than 150 px) the first guess can be far off and the
+    local search does not recover it (errors of tens of pixels). About 0.2-0.5 s per frame.
     """
     label = label_colors(image, tolerance)
     joints = _initial_joints(label)

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from data_tools.errors import DataError
+from data_tools.maps.hand_joints import resize_transform
 
 
 def rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
@@ -71,9 +72,14 @@ class Camera:
 
     def scaled(self, height: int, width: int) -> "Camera":
         """The same camera for another image size (intrinsics scaled about pixel centres)."""
-        sx, sy = width / self.width, height / self.height
-        return dataclasses.replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=(self.cx + 0.5) * sx - 0.5,
-                                   cy=(self.cy + 0.5) * sy - 0.5, height=height, width=width)
+        return self.resized(height, width, "resize")
+
+    def resized(self, height: int, width: int, mode: str = "resize") -> "Camera":
+        """The camera of the frames after ``video_io.resize_frames(mode)`` to ``height x width`` (crop / pad
+        shift the principal point; ``resize`` equals ``scaled``): projections move like ``map_points``."""
+        (sx, sy), (x0, y0) = resize_transform((self.height, self.width), (height, width), mode)
+        return dataclasses.replace(self, fx=self.fx * sx, fy=self.fy * sy, cx=(self.cx + 0.5) * sx - 0.5 + x0,
+                                   cy=(self.cy + 0.5) * sy - 0.5 + y0, height=height, width=width)
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """World points ``(..., 3)`` -> camera-frame points ``(..., 3)``."""

@@ -29,6 +29,7 @@ from data_tools.maps.bundle import ConditionBundle
 from data_tools.pose.camera import Camera, rotation_matrix
 from data_tools.maps.geometry_maps import normalize_depth, normals_to_rgb
 from data_tools.maps.keypoints import draw_hand_keypoints_video
+from data_tools.pose.labels import SequenceLabels
 from data_tools.pose.objects import ObjectMesh, corner_normals
 from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes
 from data_tools.maps.style import get_style
@@ -378,7 +379,8 @@ def _render_frames(parts_per_frame, name, config, camera, progress) -> list[Fram
 
 
 def write_outputs(bundle: ConditionBundle, out_dir: str, fps: float, sim: bool = True, mp4: bool = True) -> None:
-    """Sim folder frames (``rendered_{map}_{i}.png``) and/or condition mp4s (+ ``rgb.mp4``) in ``out_dir``."""
+    """Sim folder frames (``rendered_{map}_{i}.png``) and/or condition mp4s (+ ``rgb.mp4``) in ``out_dir``
+    (the ground truth, ``SequenceLabels.save``, is written beside them by the callers that hold the trajectory)."""
     if sim:
         bundle.save_sim_folder(out_dir)
     if mp4:
@@ -411,10 +413,11 @@ def main(argv=None) -> int:
     config = load_config(RenderConfig, args.config, args.set)
     traj = load_trajectory(args.trajectory)
     start = time.perf_counter()
-    bundle = render_trajectory(traj, config, traj.hand_model(args.mano),
-                               base_dir=os.path.dirname(os.path.abspath(args.trajectory)))
+    hand_model = traj.hand_model(args.mano)
+    bundle = render_trajectory(traj, config, hand_model, base_dir=os.path.dirname(os.path.abspath(args.trajectory)))
     logger.info("rendered %d frames at %dx%d in %.1fs", bundle.num_frames, *bundle.size, time.perf_counter() - start)
     write_outputs(bundle, args.out, config.fps, sim=not args.no_sim, mp4=not args.no_mp4)
+    SequenceLabels.from_trajectory(traj, hand_model, traj.camera.scaled(config.height, config.width)).save(args.out)
     logger.info("wrote %s", args.out)
     return 0
 
