@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install the project with dev extras and run the test suite (pytest arguments pass through).
+# Install the project with the dev and eval extras and run the test suite (pytest arguments pass through).
 set -euo pipefail
-source "$(dirname "$0")/_setup.sh" dev
+source "$(dirname "$0")/_setup.sh" dev,eval
 cd "$PAM_ROOT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 python -m pytest "$@"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,20 @@ def test_keypoint_map_decoder_recovers_known_joints():
         image = draw_hand_keypoints(joints, *size, camera.to_camera(world))
         np.testing.assert_array_equal(decode_hand_keypoints(image), np.round(joints))
     assert (decode_hand_keypoints(np.zeros((32, 32, 3), np.uint8)) == -1).all()
+
+
+def test_export_pose_fidelity_evaluation_reads_the_exported_labels(exported):
+    """scripts/evaluate_sim2real.sh --exported: the estimator on each generated video vs its exported joints."""
+    pytest.importorskip("mediapipe", reason="the eval extra is not installed (bash scripts/_setup.sh eval)")
+    from data_tools.metrics.evaluation import main as evaluate
+
+    root, _, _ = exported
+    dataset = root / "dataset"
+    assert evaluate(["--generated", str(dataset / "filelists" / "train" / "video.txt"), "--root", str(dataset),
+                     "--config", str(Path(__file__).resolve().parents[1] / "configs" / "eval" / "pose_fidelity.yaml"), "--output", str(dataset / "eval")]) == 0
+    result = json.loads((dataset / "eval" / "results.json").read_text())
+    samples = result["runs"][0]["samples"]
+    assert sorted(s["name"] for s in samples) == ["grasp_a", "sim_b"]
+    assert all(s["keypoint_reference"] == "file" and 0.0 <= s["detection_rate"] <= 1.0 for s in samples)
+    table = (dataset / "eval" / "results.md").read_text()
+    assert "Hand found" in table and "## Pose fidelity per sequence" in table and "| sim_b |" in table

@@ -115,10 +115,12 @@ def run_from_filelists(generated_list: str, reference_list: str | None, label: s
                        conditions: Sequence[str] = (), root: str | None = None) -> Run:
     """A run from a filelist of generated videos and (optionally) one of reference videos, line by line.
 
-    Relative entries start from ``root``, else from their own filelist's folder.
+    Relative entries start from ``root``, else from their own filelist's folder. Ground-truth joints are looked up
+    beside the reference video, or beside the generated one when there is no reference (an exported sim2real
+    dataset keeps ``hand_joints.npz`` next to its ``video.mp4``).
     """
     def absolute(entries, list_path, default_root):
-        base = default_root or os.path.dirname(os.path.abspath(list_path))
+        base = os.path.abspath(default_root or os.path.dirname(os.path.abspath(list_path)))
         return [e if os.path.isabs(e) else os.path.join(base, e) for e in entries]
 
     generated = absolute(read_filelist(generated_list), generated_list, root)
@@ -127,10 +129,18 @@ def run_from_filelists(generated_list: str, reference_list: str | None, label: s
     if len(references) != len(generated):
         raise DataError(reference_list, f"has {len(references)} lines but {generated_list} has {len(generated)}")
     base = root or os.path.dirname(os.path.abspath(generated_list))
-    records = [{"name": os.path.splitext(os.path.basename(g))[0], "generated": g, "reference": r,
-                "clip_dir": os.path.dirname(r) if r else None, "resize_mode": "crop"}
+    records = [{"name": _sample_name(g, base), "generated": g, "reference": r,
+                "clip_dir": os.path.dirname(r) if r else os.path.dirname(g), "resize_mode": "crop"}
                for g, r in zip(generated, references)]
     return Run(label, list(conditions), records, root=base)
+
+
+def _sample_name(path: str, root: str) -> str:
+    """A sample's name: its clip folder relative to ``root`` for ``<clip>/video.mp4`` entries, else the file stem."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem == "video":
+        return os.path.relpath(os.path.dirname(os.path.abspath(path)), os.path.abspath(root))
+    return stem
 
 
 def check_metric_weights(config: MetricsConfig) -> None:
@@ -374,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="*", default=[], help="run folders written by motion_gen.evaluate")
     parser.add_argument("--generated", help="filelist of generated videos (instead of --runs)")
     parser.add_argument("--reference", help="filelist of reference videos, same order as --generated")
+    parser.add_argument("--root", help="folder the --generated/--reference entries start from (default: each list's own)")
     parser.add_argument("--label", default="run", help="row label for --generated")
     parser.add_argument("--conditions", default="", help="comma-separated condition names of --generated")
     parser.add_argument("--config", help="YAML metrics config (MetricsConfig)")
@@ -388,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [load_run(d) for d in args.runs]
     if args.generated:
         runs.append(run_from_filelists(args.generated, args.reference, args.label,
-                                       [c for c in args.conditions.split(",") if c]))
+                                       [c for c in args.conditions.split(",") if c], args.root))
     if not runs:
         parser.error("give --runs or --generated")
     output = args.output or (os.path.dirname(os.path.abspath(args.runs[0])) if args.runs

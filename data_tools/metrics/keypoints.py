@@ -95,7 +95,8 @@ def keypoint_metrics(pred: HandKeypoints, target: HandKeypoints, pck_thresholds:
            "mpjpe_2d_px": mpjpe(pred.joints_2d, target.joints_2d)}
     out.update({f"pck_{t:g}px": v for t, v in pck(pred.joints_2d, target.joints_2d, pck_thresholds).items()})
     err, mask = joint_errors(pred.joints_2d, target.joints_2d)
-    relative = (err / hand_box_sizes(target.joints_2d)[:, None])[mask]
+    box = hand_box_sizes(target.joints_2d)[:, None]
+    relative = np.divide(err, box, out=np.full_like(err, np.inf), where=box > 0)[mask]   # a point-sized box: no PCK
     for fraction in pck_box_fractions:
         out[f"pck_{fraction:g}box"] = float((relative <= fraction).mean()) if relative.size else float("nan")
     if pred.joints_3d is not None and target.joints_3d is not None:
