@@ -110,3 +110,40 @@ def test_estimator_on_the_real_dexycb_sample(sample_dir):
     chain = pred.joints_3d[found][:, [0, 9, 10, 11, 12]]          # wrist -> middle fingertip, along the bones
     length = np.linalg.norm(np.diff(chain, axis=1), axis=-1).sum(1)
     assert ((length > 130) & (length < 250)).all(), length        # an adult hand, mm, however curled
+
+
+class _Oracle:
+    """An estimator that 'finds' known joints: each video frame's pixel (0, 0) holds its frame number."""
+
+    def __init__(self, joints_by_frame):
+        self.joints_by_frame = joints_by_frame
+
+    def estimate(self, video, side=None):
+        from data_tools.maps.hand_joints import HandKeypoints
+        return HandKeypoints(self.joints_by_frame[video[:, 0, 0, 0]])
+
+
+def test_estimator_calibration_finds_the_mapping_of_a_paired_map():
+    """A 9-frame 'video' whose map is its 5 resampled frames cropped to another size: calibrate() picks
+    resample/crop, and an oracle estimator scores the decoder's rounding only."""
+    from data_tools.io.video_io import resample_indices
+    from data_tools.maps.hand_joints import map_points
+    from data_tools.maps.keypoints import draw_hand_keypoints
+    from data_tools.metrics.calibration import calibrate
+    from data_tools.pose.camera import Camera, look_at
+    from data_tools.pose.procedural_hand import procedural_hand
+
+    hand = procedural_hand()
+    world = hand(np.zeros((1, 3)), np.zeros((1, 45)), np.zeros((1, 10)), np.zeros((1, 3))).joints.double().numpy()[0]
+    rot, t = look_at(world.mean(0) + [0.0, 0.0, 0.5], world.mean(0), up=(0.0, 1.0, 0.0))
+    camera = Camera.from_fov(240, 360, 45.0, rotation=rot, translation=t)
+    base = camera.project(world)
+    joints = np.stack([base + [2.0 * k, -1.5 * k] for k in range(9)])            # the hand drifts over 9 frames
+    in_map = map_points(joints[resample_indices(9, 5)], (240, 360), (240, 320), "crop")
+    keypoint_map = np.stack([draw_hand_keypoints(j, 240, 320, camera.to_camera(world)) for j in in_map])
+    video = np.zeros((9, 240, 360, 3), np.uint8)
+    video[:, 0, 0, 0] = np.arange(9)
+    result = calibrate(video, keypoint_map, _Oracle(joints), resize_modes=("crop", "resize"))
+    assert result["mapping"] == "resample/crop" and result["frames_decoded"] == 5 and result["hand_found"] == 1.0
+    assert result["mpjpe_2d_px"] <= 0.71 and result["pck_0.05box"] == 1.0 and result["skeleton_distance_px"] == 0.0
+    assert result["by_mapping"]["resample/resize"]["mpjpe_2d_px"] > 2 and result["by_mapping"]["head/crop"]["mpjpe_2d_px"] > 2
