@@ -81,7 +81,6 @@ def export_dataset(out: str, dataset: str, split: str = "train") -> dict:
 
 
 def main(argv=None) -> int:
-    from data_tools.datasets.runner import run_command
     from data_tools.io.cli import setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,8 +90,11 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    return run_command(lambda: export_dataset(args.out, args.dataset, args.split))
+    export_dataset(args.out, args.dataset, args.split)
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -93,22 +93,6 @@ def _draw_skeleton(image: np.ndarray, joints_2d: np.ndarray, reverse: bool, join
                                    int(angle), 0, 360, 1)
         cv2.fillConvexPoly(image, polygon, bone_paint(b))
     return image
-    pts = np.round(joints_2d).astype(np.int32)
-    for j, (x, y) in enumerate(pts):
-        cv2.circle(image, (int(x), int(y)), JOINT_RADIUS, joint_color(j), thickness=-1)
-    order = range(len(BONES) - 1, -1, -1) if bones_reversed(joints_3d) else range(len(BONES))
-    lo, hi = BONE_LENGTH_RANGE
-    for b in order:
-        (x1, y1), (x2, y2) = pts[BONES[b][0]], pts[BONES[b][1]]
-        length = math.hypot(float(x1 - x2), float(y1 - y2))
-        if not lo < length < hi:
-            continue
-        angle = math.degrees(math.atan2(float(y1 - y2), float(x1 - x2)))
-        half_width = THUMB_BONE_HALF_WIDTH if b < 4 else BONE_HALF_WIDTH
-        polygon = cv2.ellipse2Poly((int((x1 + x2) / 2), int((y1 + y2) / 2)), (int(length / 2), half_width),
-                                   int(angle), 0, 360, 1)
-        cv2.fillConvexPoly(image, polygon, bone_color(b))
-    return image
 
 
 def draw_hand_keypoints_video(

@@ -161,7 +161,6 @@ def calibrate_clip(clip_dir: str, estimator: KeypointEstimator) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_tools.datasets.runner import run_command
     from data_tools.io.cli import setup_logging
     from data_tools.metrics.keypoints import EstimatorConfig, build_estimator
 
@@ -174,27 +173,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-
     if bool(args.clip) == bool(args.video and args.keypoint_map):
         parser.error("give --clip, or --video and --keypoint-map")
 
-    def work():
-        path = os.path.join(args.out, "calibration.json")
-        if args.clip:
-            result = {"clip": args.clip, **calibrate_clip(args.clip, build_estimator(EstimatorConfig()))}
-        else:
-            video, keypoint_map = read_video(args.video), read_video(args.keypoint_map)
-            result = {"video": args.video, "keypoint_map": args.keypoint_map,
-                      **calibrate(video, keypoint_map, build_estimator(EstimatorConfig()), fit_affine=args.fit_affine)}
-        write_json(path, result)
-        logger.info("estimator vs ground truth%s: hand found %.3f, MPJPE-2D %.2f px, PCK@0.05 box %.3f%s -> %s",
-                    f" ({result['mapping']})" if "mapping" in result else "",
-                    result.get("hand_found", result["detection_rate"]),
-                    result["mpjpe_2d_px"], result["pck_0.05box"],
-                    f", skeleton distance {result['skeleton_distance_px']:.2f} px" if "mapping" in result else "", path)
-
-    return run_command(work)
+    path = os.path.join(args.out, "calibration.json")
+    if args.clip:
+        result = {"clip": args.clip, **calibrate_clip(args.clip, build_estimator(EstimatorConfig()))}
+    else:
+        video, keypoint_map = read_video(args.video), read_video(args.keypoint_map)
+        result = {"video": args.video, "keypoint_map": args.keypoint_map,
+                  **calibrate(video, keypoint_map, build_estimator(EstimatorConfig()), fit_affine=args.fit_affine)}
+    write_json(path, result)
+    logger.info("estimator vs ground truth%s: hand found %.3f, MPJPE-2D %.2f px, PCK@0.05 box %.3f%s -> %s",
+                f" ({result['mapping']})" if "mapping" in result else "",
+                result.get("hand_found", result["detection_rate"]),
+                result["mpjpe_2d_px"], result["pck_0.05box"],
+                f", skeleton distance {result['skeleton_distance_px']:.2f} px" if "mapping" in result else "", path)
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))
