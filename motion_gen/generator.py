@@ -10,7 +10,7 @@ import torch
 from data_tools.maps.bundle import ConditionBundle
 from data_tools.maps.style import FIXED_INPUTS, get_style
 from data_tools.errors import DataError
-from data_tools.io.video_io import resize_frames
+from data_tools.io.video_io import resample_time, resize_frames
 from motion_gen.components import build_scheduler, load_text_components, load_transformer, load_vae
 from motion_gen.config import GenerateConfig, MotionConfig, load_motion_config
 from motion_gen.pipeline import CogVideoXConditionPipeline
@@ -94,9 +94,11 @@ class MotionGenerator:
         self.condition_names = [n for n in streams if n not in self.fixed_conditions]   # the videos it needs
         self.num_frames, self.height, self.width = cfg.generate.num_frames, cfg.generate.height, cfg.generate.width
         tconfig = pipe.transformer.config
-        # learned positional embeddings (CogVideoX-5b-I2V) only run at the size the model was built for
-        self.fixed_size = ((tconfig.sample_height * 8, tconfig.sample_width * 8)
-                           if tconfig.use_learned_positional_embeddings else None)
+        # learned positional embeddings (CogVideoX-5b-I2V: 49 frames at 480x720) exist only for the size and frame
+        # count the model was built with; other shapes would silently get sin/cos embeddings instead
+        learned = tconfig.use_learned_positional_embeddings
+        self.fixed_size = (tconfig.sample_height * 8, tconfig.sample_width * 8) if learned else None
+        self.fixed_frames = int(tconfig.sample_frames) if learned else None
 
     @classmethod
     def load(cls, config_path: str, overrides: Sequence[str] = (), device: str | None = None) -> "MotionGenerator":
@@ -118,12 +120,17 @@ class MotionGenerator:
             raise DataError(bundle.name, f"first frame must be uint8 (H, W, 3), got {first_frame.dtype} {first_frame.shape}")
         gen = self.cfg.generate
         run_size = self.fixed_size or size
+        run_frames = self.fixed_frames or num_frames
         if run_size != size:
             logger.info("model runs at %s only: resampling inputs from %s and the output back", run_size, size)
         conditions = {n: bundle.conditions[n] for n in self.condition_names}
+        if run_frames != num_frames:
+            logger.info("model runs at %d frames only (learned positional embeddings): resampling the conditions "
+                        "in time from %d frames and the video back", run_frames, num_frames)
+            conditions = {n: resample_time(v, run_frames) for n, v in conditions.items()}
         # the CogVideoX VAE decodes an even number of latent frames to 4 extra frames (5 -> 2 latents -> 8):
         # run 4 more frames (conditions hold their last frame) and drop them afterwards
-        extra = 4 if ((num_frames - 1) // 4) % 2 else 0
+        extra = 4 if ((run_frames - 1) // 4) % 2 else 0
         if extra:
             conditions = {n: np.concatenate([v, np.repeat(v[-1:], extra, 0)]) for n, v in conditions.items()}
         if run_size != size:
@@ -138,14 +145,16 @@ class MotionGenerator:
             text = {k: v.to(device) for k, v in prompt_embeds.items() if v is not None}
         frames = self.pipe(
             image=image, **text,
-            conditions=conditions, height=run_size[0], width=run_size[1], num_frames=num_frames + extra,
+            conditions=conditions, height=run_size[0], width=run_size[1], num_frames=run_frames + extra,
             num_inference_steps=num_inference_steps or gen.num_inference_steps,
             guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
             fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
             output_type="np",
             resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
         ).frames[0]
-        video = np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)[:num_frames]
-        if video.shape[0] != num_frames:
-            raise RuntimeError(f"pipeline returned {video.shape[0]} frames, expected {num_frames}")
+        video = np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)[:run_frames]
+        if video.shape[0] != run_frames:
+            raise RuntimeError(f"pipeline returned {video.shape[0]} frames, expected {run_frames}")
+        if run_frames != num_frames:
+            video = resample_time(video, num_frames)
         return resize_frames(video, size, "resize", "area") if run_size != size else video

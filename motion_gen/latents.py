@@ -17,9 +17,11 @@ def latent_scale(vae) -> float:
 
 
 @torch.no_grad()
-def encode_distribution(vae, frames: torch.Tensor) -> torch.Tensor:
-    """Posterior parameters (mean and log-variance, ``(B, 2C, F, h, w)``) of frames ``(B, T, 3, H, W)`` in [-1, 1]."""
-    video = frames.to(device=vae.device, dtype=vae.dtype).permute(0, 2, 1, 3, 4)
+def encode_distribution(vae, frames: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """Posterior parameters (mean and log-variance, ``(B, 2C, F, h, w)``) of frames ``(B, T, 3, H, W)`` in [-1, 1].
+    ``device``: where the VAE runs (a pipeline's execution device; with CPU offload ``vae.device`` still reads
+    ``cpu`` until the offload hook moves the VAE); default ``vae.device``."""
+    video = frames.to(device=device or vae.device, dtype=vae.dtype).permute(0, 2, 1, 3, 4)
     return vae.encode(video).latent_dist.parameters
 
 
@@ -43,9 +45,10 @@ def condition_input(video_latents: torch.Tensor, first_latents: torch.Tensor) ->
 
 
 @torch.no_grad()
-def encode_condition(vae, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Condition frames ``(B, T, 3, H, W)`` in [-1, 1] -> model input ``(B, F, 2C, h, w)``."""
+def encode_condition(vae, frames: torch.Tensor, generator: torch.Generator | None = None,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """Condition frames ``(B, T, 3, H, W)`` in [-1, 1] -> model input ``(B, F, 2C, h, w)`` (VAE run on ``device``)."""
     scale = latent_scale(vae)
-    video = sample_latents(encode_distribution(vae, frames), scale, generator)
-    first = sample_latents(encode_distribution(vae, frames[:, :1]), scale, generator)
+    video = sample_latents(encode_distribution(vae, frames, device), scale, generator)
+    first = sample_latents(encode_distribution(vae, frames[:, :1], device), scale, generator)
     return condition_input(video, first)

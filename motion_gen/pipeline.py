@@ -67,6 +67,7 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
         missing = [n for n in needed if n not in conditions and n not in fixed]
         if missing:
             raise DataError(None, f"missing condition videos {missing}; the transformer needs {needed}")
+        # not vae.device: with CPU offload the hook moves the VAE to the execution device only when it runs
         out, device = {}, device or self._execution_device
         for name in needed:
             if fixed.get(name) == "zero_latent":
@@ -78,7 +79,7 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
                 raise DataError(None, f"fixed input for '{name}' must be grey or zero_latent, got {fixed[name]!r}")
             else:
                 frames = condition_frames(conditions[name], name, num_frames, (height, width), resize_mode)
-            out[name] = encode_condition(self.vae, frames, generator).to(device)
+            out[name] = encode_condition(self.vae, frames, generator, device)
         return out
 
     def zero_condition_latent(self, num_frames: int, height: int, width: int) -> torch.Tensor:

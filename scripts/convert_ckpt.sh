@@ -5,6 +5,6 @@
 #   bash scripts/convert_ckpt.sh --reference PAM/controlnet.bin --flux FLUX.1-dev --out weights/pam_appearance
 #   bash scripts/convert_ckpt.sh --reference PAM/<motion transformer folder> --out weights/pam_motion
 set -euo pipefail
-source "$(dirname "$0")/_setup.sh" ""
+source "$(dirname "$0")/_setup.sh" gpu  # DeepSpeed checkpoints need deepspeed
 cd "$PAM_ROOT"
 python -m sim2real.convert_ckpt "$@"

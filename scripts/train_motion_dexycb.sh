@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Train the condition branch on the pre-computed dexycb latents (run scripts/prepare_dexycb.sh first), resuming from
-# the newest checkpoint. Accelerate config: ${ACCELERATE_CONFIG:-configs/accelerate/deepspeed_zero2.yaml}
-# (single_gpu.yaml, multi_gpu.yaml, cpu.yaml also work). Then: bash scripts/convert_ckpt.sh <output_dir> --out <transformer>
-#   bash scripts/train_motion_dexycb.sh train.loop.max_steps=2000
+# Train the condition branch on the pre-computed dexycb latents (run scripts/prepare_dexycb.sh first), resuming from the
+# newest checkpoint; then: bash scripts/convert_ckpt.sh <output_dir> --out <transformer>.
+#   bash scripts/train_motion_dexycb.sh [launcher options] train.loop.max_steps=2000
+# Launcher options (any position, the same for every training script; docs/gpu_nodes.md):
+#   --gpus N                  processes on this machine (default: every visible GPU)
+#   --accelerate-config FILE  default configs/accelerate/deepspeed_zero2.yaml (single_gpu, multi_gpu, cpu also work)
+#   --num-machines M --machine-rank R --main-process-ip HOST [--main-process-port P]   one launcher per machine
+#                             (scripts/slurm/train.sbatch does it under SLURM)
+#   --dry-run                 print the accelerate command instead of running it
+# Config: ${PAM_MOTION_CONFIG:-configs/motion/dexycb.yaml}; the other arguments are key=value overrides.
 set -euo pipefail
-source "$(dirname "$0")/_setup.sh" ""
+source "$(dirname "$0")/_help.sh" "$@"
+source "$(dirname "$0")/_setup.sh" gpu  # DeepSpeed: the default accelerate config is ZeRO-2
 cd "$PAM_ROOT"
-accelerate launch --config_file "${ACCELERATE_CONFIG:-configs/accelerate/deepspeed_zero2.yaml}" -m motion_gen.train \
-  --config "${PAM_MOTION_CONFIG:-configs/motion/dexycb.yaml}" model.transformer=null "$@"
+exec python -m data_tools.runtime.launch --default-accelerate-config configs/accelerate/deepspeed_zero2.yaml \
+  motion_gen.train --config "${PAM_MOTION_CONFIG:-configs/motion/dexycb.yaml}" model.transformer=null "$@"

@@ -117,3 +117,88 @@ def test_cached_prompt_embeddings_give_the_same_video(generator):
     assert no_t5.pipe.text_encoder is None
     assert np.array_equal(no_t5.generate(first, _bundle(), seed=3, num_inference_steps=2, prompt_embeds=embeds),
                           expected)
+
+
+def test_cpu_offload_encodes_conditions_on_the_execution_device(generator):
+    """With model CPU offload the VAE sits on CPU until its hook moves it; the condition frames must go to the
+    pipeline's execution device (here "meta", so the hook's move is visible on a CPU machine), not vae.device."""
+    from accelerate import cpu_offload_with_hook
+
+    from motion_gen.generator import build_pipeline
+
+    pipe = build_pipeline(generator.cfg, "cpu")
+    hook = None
+    for name in pipe.model_cpu_offload_seq.split("->"):  # what enable_model_cpu_offload does, for device "meta"
+        _, hook = cpu_offload_with_hook(getattr(pipe, name), "meta", prev_module_hook=hook)
+    assert pipe.vae.device.type == "cpu" and pipe._execution_device.type == "meta"
+    conditions = {n: np.zeros((9, 32, 48, 3), np.uint8) for n in generator.condition_names}
+    latents = pipe.encode_conditions(conditions, 9, 32, 48)
+    c = generator.cfg.model.tiny.latent_channels
+    assert all(v.device.type == "meta" and tuple(v.shape) == (1, 3, 2 * c, 4, 6) for v in latents.values())
+
+
+def _real_size_transformer():
+    """The CogVideoX-5b-I2V condition transformer on the meta device (no memory): learned positional embeddings
+    for 49 frames at 480x720."""
+    from accelerate import init_empty_weights
+
+    from motion_gen.bench import COGVIDEOX_5B_I2V
+    from motion_gen.model import CogVideoXConditionTransformer
+
+    with init_empty_weights(include_buffers=True):
+        model = CogVideoXConditionTransformer.from_config(
+            {**COGVIDEOX_5B_I2V, "condition_names": ["hand_keypoints", "depth", "seg_mask"], "num_condition_blocks": 12})
+    model._materialise_branch_linears(torch.device("meta"), torch.bfloat16)
+    return model.to(torch.bfloat16).eval()
+
+
+class _MetaPipe:
+    """Stands in for the pipeline: runs the real-size transformer on meta tensors at the latent shape the real
+    pipeline would use for the asked frames/size, and returns black frames; records what it was asked."""
+
+    _execution_device = torch.device("cpu")
+
+    def __init__(self, transformer):
+        self.transformer, self.calls = transformer, []
+
+    def __call__(self, num_frames, height, width, conditions, **kwargs):
+        from motion_gen.bench import _inputs
+
+        self.calls.append(dict(num_frames=num_frames, size=(height, width),
+                               condition_frames={n: len(v) for n, v in conditions.items()}))
+        config = self.transformer.config
+        latent_frames = (num_frames - 1) // 4 + 1
+        inputs, latents = _inputs(config, 1, latent_frames, height // 8, width // 8,
+                                  config.condition_names, "meta", torch.bfloat16)
+        with torch.no_grad():
+            out = self.transformer(conditions=latents, **inputs).sample
+        assert out.shape == (1, latent_frames, 16, height // 8, width // 8)
+        frames = np.zeros((1, num_frames, height, width, 3), np.float32)
+        return type("Output", (), {"frames": frames})()
+
+
+def test_real_size_learned_embeddings_run_at_49_frames(monkeypatch, caplog):
+    """A 17-frame request on CogVideoX-5b-I2V runs the model at its 49 frames (learned positional embeddings,
+    never recomputed sin/cos) and resamples the video back to 17 frames, with a log line."""
+    from diffusers.models.embeddings import CogVideoXPatchEmbed
+
+    from motion_gen.config import MotionConfig
+
+    transformer = _real_size_transformer()
+    sincos = []
+    original = CogVideoXPatchEmbed._get_positional_embeddings
+    monkeypatch.setattr(CogVideoXPatchEmbed, "_get_positional_embeddings",
+                        lambda self, *a, **k: sincos.append(a) or original(self, *a, **k))
+    pipe = _MetaPipe(transformer)
+    gen = MotionGenerator(MotionConfig(), pipe)
+    assert (gen.fixed_frames, gen.fixed_size) == (49, (480, 720))
+    bundle = _bundle(frames=17, size=(480, 720))
+    with caplog.at_level("INFO", logger="motion_gen.generator"):
+        video = gen.generate(np.zeros((480, 720, 3), np.uint8), bundle, num_inference_steps=1)
+    assert video.shape == (17, 480, 720, 3)
+    assert pipe.calls == [dict(num_frames=49, size=(480, 720), condition_frames={n: 49 for n in gen.condition_names})]
+    assert "runs at 49 frames only" in caplog.text
+    assert not sincos  # the learned table was used as trained
+    # the control: the same transformer asked for 17 frames directly recomputes sin/cos embeddings
+    pipe(num_frames=17, height=480, width=720, conditions=bundle.conditions)
+    assert sincos and sincos[0][2] == 17
