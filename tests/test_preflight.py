@@ -1,0 +1,91 @@
+"""scripts/check_node.sh / sim2real.preflight: runs on this CPU machine ("no GPU", exit 0), the driver rule, the
+T5 tokenizer check, the memory formula, and blocking problems in a model folder (exit 1)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim2real import preflight
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_check_node_runs_on_a_cpu_machine():
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env.update(PAM_VENV="none", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    out = subprocess.run(["bash", str(ROOT / "scripts/check_node.sh")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[ok] no GPU" in out.stdout and "preflight: 0 blocking problem(s)" in out.stdout
+
+
+@pytest.mark.parametrize("cuda,driver,fits", [
+    ("13.0", "535.104.05", False),   # PyPI's torch 2.13 on a CUDA 12.1-era driver
+    ("13.0", "580.65.06", True),
+    ("12.8", "535.104.05", True),    # torch 2.10.0 (cu128) through minor-version compatibility
+    ("12.8", "470.82.01", False),
+    (None, "550.54.15", False),      # a CPU build of torch on a GPU node
+    ("13.0", None, True),            # no driver: nothing to fit
+])
+def test_driver_fits(cuda, driver, fits):
+    ok, why = preflight.driver_fits(cuda, driver)
+    assert ok is fits, why
+    if cuda == "13.0" and not fits:
+        assert "580" in why and "PAM_TORCH_VERSION=2.10.0" in why
+
+
+def _t5_tokenizer_folder(tmp_path: Path) -> Path:
+    """A T5 tokenizer folder as released: spiece.model (trained here) + tokenizer_config.json, no tokenizer.json."""
+    import sentencepiece as spm
+
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"a hand grasps the {w} and lifts it slowly" for w in
+                              ("can", "mug", "box", "bottle", "banana", "drill", "bowl", "cup")) * 20)
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "spiece"), vocab_size=30,
+                                   minloglevel=2)
+    (folder / "spiece.vocab").unlink()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
+    return folder
+
+
+def test_t5_tokenizer_with_only_spiece_model(tmp_path, monkeypatch):
+    folder = _t5_tokenizer_folder(tmp_path)
+    assert preflight.check_tokenizer(str(folder)) is None  # loads: sentencepiece and protobuf are dependencies
+    real_find_spec = preflight.importlib.util.find_spec
+    monkeypatch.setattr(preflight.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentencepiece" else real_find_spec(name, *a))
+    problem = preflight.check_tokenizer(str(folder))
+    assert problem and "only spiece.model" in problem and "which needs sentencepiece (" in problem
+
+
+def test_memory_formula_by_hand():
+    G = preflight.GiB
+    params = {"base": G, "branch": G, "text_encoder": G, "vae": 0}  # counts chosen so that bytes read as GiB
+    # training, ZeRO-2 over 4 GPUs: frozen base 2 bytes + branch (2 + 16 / 4) bytes per parameter
+    assert preflight.memory_per_gpu_gib(params, "train", 4, True, 1.0) == pytest.approx(2 + 6 + 1)
+    assert preflight.memory_per_gpu_gib(params, "train", 4, False, 0.0) == pytest.approx(2 + 18)
+    # inference: everything in bf16, or one component at a time with CPU offload (base + branch is the largest)
+    assert preflight.memory_per_gpu_gib(params, "infer", 1, True, 0.0) == pytest.approx(6)
+    assert preflight.memory_per_gpu_gib(params, "infer", 1, True, 0.0, cpu_offload=True) == pytest.approx(4)
+
+
+def test_model_folder_problems_are_blocking(tmp_path, capsys):
+    root = tmp_path / "CogVideoX-5b-I2V"
+    for sub in ("text_encoder", "vae", "transformer"):
+        (root / sub).mkdir(parents=True)
+        (root / sub / "config.json").write_text("{}")
+    (root / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"")  # text_encoder, transformer: no weights
+    os.rename(_t5_tokenizer_folder(tmp_path), root / "tokenizer")
+    config = tmp_path / "motion.yaml"
+    config.write_text(f"model: {{pretrained: {root}, transformer: null}}\n")
+    assert preflight.main(["--motion-config", str(config), "--outputs", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"[FAIL] motion ({config}) model.pretrained text_encoder: {root}/text_encoder has no weights" in out
+    assert f"[ok] motion ({config}) model.pretrained vae: {root}/vae" in out
+    assert f"[ok] motion ({config}) model.pretrained tokenizer loads" in out
+    assert "motion infer on 1 GPU(s): ~" in out and "preflight: 2 blocking problem(s)" in out
