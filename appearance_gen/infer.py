@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from appearance_gen.config import load_appearance_config
 from appearance_gen.generator import AppearanceGenerator
 from data_tools.io.atomic import write_json
 from data_tools.maps.bundle import ConditionBundle
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", default=None, help="prompt for every sequence (default: the source's)")
     gen.add_argument("--device", default=None)
     gen.add_argument("--overwrite", action="store_true", help="regenerate existing candidates")
+    gen.add_argument("--untrained-branches", action="store_true",
+                     help="allow real FLUX weights without model.controlnet_path (new, untrained branches; debugging)")
     p = sub.add_parser("dataset", parents=[gen], help="a processed dataset split")
     p.add_argument("--root", required=True)
     p.add_argument("--split", default="val")
@@ -204,7 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         firsts = write_outputs(args.out, read_manifest(args.out), choices)
         logger.info("wrote %s (%d sequences)", os.path.join(args.out, FIRST_FRAMES), len(firsts))
         return 0
-    gen = AppearanceGenerator.load(args.config, args.set, args.device)
+    cfg = load_appearance_config(args.config, args.set)
+    if cfg.model.source == "pretrained" and not cfg.model.controlnet_path:
+        if not args.untrained_branches:
+            logger.error("%s: model.controlnet_path is not set, so the ControlNet branches would be new and untrained; "
+                         "pass --set model.controlnet_path=<training's final/> (or --untrained-branches to run them "
+                         "anyway)", args.config)
+            return 2
+        logger.warning("UNTRAINED ControlNet branches on real FLUX weights (--untrained-branches): the conditions "
+                       "barely steer these first frames")
+    gen = AppearanceGenerator.from_config(cfg, args.device)
     cfg = gen.config
     size = tuple(args.size or cfg.sampling.size or cfg.data.size)
     seeds = args.seeds or cfg.sampling.seeds

@@ -27,7 +27,7 @@ from data_tools.io.config import load_config, to_dict
 from data_tools.errors import DataError
 from data_tools.metrics.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
 from data_tools.io.filelists import read_filelist
-from data_tools.runtime.sharding import parse_shard
+from data_tools.runtime.sharding import parse_shard, process_device
 from data_tools.io.video_io import read_image, write_video
 
 logger = logging.getLogger(__name__)
@@ -217,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     config = load_config(EvalConfig, args.config, args.overrides)
     shard = parse_shard(args.shard)
+    config.device = process_device(config.device, shard[0])  # shards side by side: one GPU each
     if args.stage == "all" and shard[1] == 1:
         check_metric_weights(config.metrics)  # fail now, not after hours of generation
     if args.stage in ("generate", "all"):

@@ -30,7 +30,7 @@ from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
 from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
-from data_tools.runtime.sharding import parse_shard
+from data_tools.runtime.sharding import parse_shard, process_device
 from data_tools.io.video_io import read_image, resample_indices, write_image, write_video
 from sim2real.labels import sequence_labels, write_labels
 
@@ -204,12 +204,8 @@ class Sim2Real:
 
     def __init__(self, config: Sim2RealConfig):
         get_style(config.style or config.render.style)   # an unknown style fails before any model loads
-        self.config = config
-        if config.device is None and "LOCAL_RANK" in os.environ:
-            import torch
-
-            if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate
-                self.config = dataclasses.replace(config, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
+        # one GPU per process under torchrun / accelerate (LOCAL_RANK)
+        self.config = dataclasses.replace(config, device=process_device(config.device))
         self._generators: dict[str, object] = {}
 
     def _generator(self, stage: str):

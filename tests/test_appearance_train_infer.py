@@ -221,3 +221,10 @@ def test_missing_paths_fail_at_start_up_in_one_error(dataset_root, tmp_path):
                                         r"model.base_path=.*flux.*data.val_split \(val of data.root\)"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_infer_refuses_real_flux_without_trained_branches(tmp_path, caplog):
+    """flux_dev.yaml with no model.controlnet_path would run new, untrained branches: exit 2 before loading."""
+    out = tmp_path / "out"
+    assert infer.main(["sim", str(tmp_path), "--out", str(out), "--config", "configs/appearance/flux_dev.yaml"]) == 2
+    assert "model.controlnet_path is not set" in caplog.text and not out.exists()

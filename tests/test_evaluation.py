@@ -209,3 +209,25 @@ def test_sim_folders_generation(setup, tmp_path):
     assert video.shape == (T, H, W, 3) and abs(float(video.mean()) - 77) < 3
     record = json.load(open(os.path.join(run_dir, "videos", "00000.json")))
     assert record["reference"] is None and record["name"] == "seq0"
+
+
+def test_each_shard_gets_its_own_gpu(monkeypatch):
+    """--shard i/n processes started side by side run on GPU i mod count (LOCAL_RANK wins under torchrun); an
+    explicit device is kept; without CUDA the default stays."""
+    import motion_gen.evaluate as evaluate
+    from data_tools.runtime.sharding import process_device
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert process_device(None, 3) is None or torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [process_device(None, i) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert process_device("cpu", 1) == "cpu"
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert process_device(None, 0) == "cuda:1"
+    monkeypatch.delenv("LOCAL_RANK")
+    devices = []
+    monkeypatch.setattr(evaluate, "generate_run", lambda config, run, shard: devices.append((shard, config.device)))
+    for i in range(4):
+        evaluate.main(["--config", CONFIG, "--set", "device=null", "--shard", f"{i}/4", "--stage", "generate"])
+    assert devices == [((i, 4), f"cuda:{i % 2}") for i in range(4)]

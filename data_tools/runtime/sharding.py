@@ -22,3 +22,17 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def shard_indices(count: int, rank: int, world: int) -> list[int]:
     """Item indices of worker ``rank`` out of ``world`` over ``count`` items (round robin)."""
     return list(range(rank, count, max(1, world)))
+
+
+def process_device(device: str | None, shard_index: int = 0) -> str | None:
+    """This process's device: ``device`` when set; else with CUDA one GPU per process: ``LOCAL_RANK`` under
+    torchrun/accelerate, otherwise the shard index (``--shard i/n`` processes started side by side), modulo the
+    visible GPU count; None without CUDA (the caller's default)."""
+    if device is not None:
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    index = int(os.environ["LOCAL_RANK"]) if "LOCAL_RANK" in os.environ else shard_index
+    return f"cuda:{index % torch.cuda.device_count()}"
