@@ -7,7 +7,8 @@ CPU is noisy); memory on CPU = parameters + tensors saved for backward (autograd
 peak allocated memory.
 
 ``--real`` (needs a GPU with ~80 GB): the CogVideoX-5b-I2V architecture with random weights in bf16, 12 condition
-blocks, 3 conditions, 49x480x720 (13x60x90 latents), gradient checkpointing, one AdamW step; peak memory and time.
+blocks, 3 conditions, 49x480x720 (13x60x90 latents), gradient checkpointing (``--no-gradient-checkpointing``), one
+AdamW step (``--zero2-offload``: DeepSpeed ZeRO-2 with the optimizer on the CPU); peak memory and time.
 """
 from __future__ import annotations
 
@@ -123,8 +124,25 @@ def bench_tiny(config_path: str, repeats: int, frames: int, height: int, width: 
     return rows
 
 
-def bench_real(num_condition_blocks: int = 12) -> dict:
-    """One training step of the 5B-I2V architecture + branch (random bf16 weights) at 49x480x720 on CUDA."""
+def _zero2_offload_engine(model):
+    """DeepSpeed ZeRO-2 in this one process, optimizer states on the CPU (DeepSpeedCPUAdam), bf16."""
+    import deepspeed
+
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29512"), ("RANK", "0"), ("WORLD_SIZE", "1"),
+                       ("LOCAL_RANK", "0")):
+        os.environ.setdefault(key, value)
+    deepspeed.init_distributed()
+    config = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1, "bf16": {"enabled": True},
+              "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": True}},
+              "optimizer": {"type": "AdamW", "params": {"lr": 1e-4, "betas": [0.9, 0.95], "weight_decay": 1e-3}}}
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.branch_parameters(), config=config)
+    return engine
+
+
+def bench_real(num_condition_blocks: int = 12, gradient_checkpointing: bool = True,
+               zero2_offload: bool = False) -> dict:
+    """One training step of the 5B-I2V architecture + branch (random bf16 weights) at 49x480x720 on CUDA: AdamW
+    with fp32 branch weights, or DeepSpeed ZeRO-2 with the optimizer offloaded to the CPU (bf16 branch)."""
     if not torch.cuda.is_available():
         raise SystemExit("--real needs a CUDA GPU")
     device = torch.device("cuda")
@@ -134,22 +152,32 @@ def bench_real(num_condition_blocks: int = 12) -> dict:
                                               num_condition_blocks=num_condition_blocks, **COGVIDEOX_5B_I2V)
     model.to(torch.bfloat16)
     model.set_trainable(train_base=False)
-    model.enable_gradient_checkpointing()
-    for p in model.branch_parameters():
-        p.data = p.data.float()
-    optimizer = torch.optim.AdamW(model.branch_parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1e-3)
+    if gradient_checkpointing:
+        model.enable_gradient_checkpointing()
     kwargs, conds = _inputs(model.config, 1, 13, 60, 90, model.config.condition_names, device, torch.bfloat16)
+    if zero2_offload:
+        engine = _zero2_offload_engine(model)
 
-    def train_step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(conditions=conds, **kwargs).sample
-        out.float().square().mean().backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        def train_step():
+            loss = engine(conditions=conds, **kwargs).sample.float().square().mean()
+            engine.backward(loss)
+            engine.step()
+    else:
+        for p in model.branch_parameters():
+            p.data = p.data.float()
+        optimizer = torch.optim.AdamW(model.branch_parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1e-3)
+
+        def train_step():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = model(conditions=conds, **kwargs).sample
+            out.float().square().mean().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
     torch.cuda.reset_peak_memory_stats()
     times = [time_call(train_step, device) for _ in range(3)]
-    return {"device": torch.cuda.get_device_name(), "step_seconds_first": times[0],
+    return {"device": torch.cuda.get_device_name(), "gradient_checkpointing": gradient_checkpointing,
+            "optimizer": "deepspeed zero2, cpu offload" if zero2_offload else "torch AdamW", "step_seconds_first": times[0],
             "step_seconds_median_last2": statistics.median(times[1:]),
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
             "params_b": sum(p.numel() for p in model.parameters()) / 1e9,
@@ -168,6 +196,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/motion/tiny.yaml")
     parser.add_argument("--real", action="store_true", help="5B architecture, bf16, 49x480x720, one step (GPU)")
+    parser.add_argument("--no-gradient-checkpointing", action="store_true", help="--real without checkpointing")
+    parser.add_argument("--zero2-offload", action="store_true",
+                        help="--real with DeepSpeed ZeRO-2, optimizer offloaded to the CPU (one GPU)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--latent", type=int, nargs=3, default=(3, 4, 6), metavar=("F", "H", "W"),
                         help="latent frames/height/width of the tiny run (default: 9x32x48 video)")
@@ -178,7 +209,8 @@ def main(argv=None) -> None:
     setup_logging(args.verbose)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if args.real:
-        result = {"real": bench_real()}
+        result = {"real": bench_real(gradient_checkpointing=not args.no_gradient_checkpointing,
+                                     zero2_offload=args.zero2_offload)}
         logger.info("%s", json.dumps(result, indent=2))
     else:
         rows = bench_tiny(args.config, args.repeats, *args.latent, args.batch)

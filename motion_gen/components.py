@@ -41,18 +41,18 @@ def tiny_text_components(tiny: TinyModelConfig):
 
     tokenizer = ByT5Tokenizer()
     torch.manual_seed(tiny.seed)
-    config = T5Config(vocab_size=len(tokenizer), d_model=tiny.text_embed_dim, d_kv=8, d_ff=2 * tiny.text_embed_dim,
-                      num_layers=tiny.text_layers, num_heads=4, decoder_start_token_id=0)
-    return tokenizer, T5EncoderModel(config).eval()
+    kwargs = dict(vocab_size=len(tokenizer), d_model=tiny.text_embed_dim, d_kv=8, d_ff=2 * tiny.text_embed_dim,
+                  num_layers=tiny.text_layers, num_heads=4, decoder_start_token_id=0)
+    return tokenizer, T5EncoderModel(T5Config(**{**kwargs, **tiny.t5})).eval()
 
 
 def tiny_vae(tiny: TinyModelConfig) -> AutoencoderKLCogVideoX:
     """A tiny CogVideoX VAE with the real compression (8x spatial, 4x temporal)."""
     torch.manual_seed(tiny.seed + 1)
-    return AutoencoderKLCogVideoX(
-        block_out_channels=(tiny.vae_channels,) * 4, latent_channels=tiny.latent_channels, layers_per_block=1,
-        norm_num_groups=2, temporal_compression_ratio=4, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4).eval()
+    kwargs = dict(block_out_channels=(tiny.vae_channels,) * 4, latent_channels=tiny.latent_channels, layers_per_block=1,
+                  norm_num_groups=2, temporal_compression_ratio=4, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                  up_block_types=("CogVideoXUpBlock3D",) * 4)
+    return AutoencoderKLCogVideoX(**{**kwargs, **tiny.vae}).eval()
 
 
 def tiny_base_transformer(tiny: TinyModelConfig, num_frames: int, height: int, width: int) -> CogVideoXTransformer3DModel:

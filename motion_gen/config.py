@@ -28,6 +28,8 @@ class TinyModelConfig:
     text_layers: int = 1
     max_text_seq_length: int = 16
     learned_positional_embeddings: bool = False  # true as in CogVideoX-5b-I2V (then only the configured size runs)
+    vae: dict = dataclasses.field(default_factory=dict)  # AutoencoderKLCogVideoX kwargs over the tiny ones
+    t5: dict = dataclasses.field(default_factory=dict)   # T5Config kwargs over the tiny ones (real sizes: benchmarks)
 
 
 @dataclasses.dataclass
