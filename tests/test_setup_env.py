@@ -96,3 +96,21 @@ def test_parallel_first_runs_install_once(tmp_path):
     # one install (pip upgrade, torch, the project), each pip call finished before the next started
     assert [e[0] for e in pip] == ["start", "end"] * 3
     assert [e[2] for e in pip if e[0] == "start"] == ["pip", "torch==2.13.0", "."]
+
+
+def test_environment_yaml_matches_pyproject():
+    """The conda recipe installs the base and gpu requirements as pyproject.toml states them, torch at 2.10.0
+    (the newest CUDA 12 build), which lies in pyproject's torch range."""
+    import yaml
+    from packaging.requirements import Requirement
+
+    from data_tools.runtime.environment import requirements
+
+    recipe = yaml.safe_load((ROOT / "environment.yaml").read_text())
+    pip = next(d["pip"] for d in recipe["dependencies"] if isinstance(d, dict))
+    assert "torch==2.10.0" in pip
+    torch_line = next(r for r in requirements() if r.startswith("torch"))
+    torch_range = Requirement(torch_line).specifier
+    assert torch_range.contains("2.10.0") and torch_range.contains("2.13.0") and not torch_range.contains("2.9.1")
+    assert set(requirements(["gpu"])) - {torch_line} <= set(pip)
+    assert set(pip) - {"torch==2.10.0"} <= set(requirements(["gpu", "dev"]))
