@@ -46,9 +46,14 @@ class Report:
         self.lines.append((level, text))
         print(f"[{level}] {text}", flush=True)
 
-    ok = lambda self, text: self.add("ok", text)  # noqa: E731
-    warn = lambda self, text: self.add("warn", text)  # noqa: E731
-    fail = lambda self, text: self.add("FAIL", text)  # noqa: E731
+    def ok(self, text: str) -> None:
+        self.add("ok", text)
+
+    def warn(self, text: str) -> None:
+        self.add("warn", text)
+
+    def fail(self, text: str) -> None:
+        self.add("FAIL", text)
 
     @property
     def failed(self) -> bool:
@@ -74,7 +79,7 @@ def driver_fits(torch_cuda: str | None, driver: str | None) -> tuple[bool, str]:
         return True, "no NVIDIA driver"
     if torch_cuda is None:
         return False, "torch is a CPU build on a machine with an NVIDIA driver: install a CUDA build"
-    major, needed = int(torch_cuda.split(".")[0]), None
+    major = int(torch_cuda.split(".")[0])
     driver_major = int(driver.split(".")[0])
     needed = CUDA13_MIN_DRIVER if major >= 13 else CUDA12_MIN_DRIVER if major == 12 else 0
     if driver_major >= needed:
@@ -143,7 +148,8 @@ def check_deepspeed(report: Report) -> None:
         return
     from deepspeed.ops.op_builder import CPUAdamBuilder, FusedAdamBuilder
 
-    nvcc = shutil.which("nvcc") or (os.environ.get("CUDA_HOME") and shutil.which(os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc")))
+    cuda_home = os.environ.get("CUDA_HOME")
+    nvcc = shutil.which("nvcc") or (cuda_home and shutil.which(os.path.join(cuda_home, "bin", "nvcc")))
     ops = {b.NAME: b.is_compatible(verbose=False) for b in (FusedAdamBuilder(), CPUAdamBuilder())}
     report.ok(f"{line}; ops compatible: {ops}; nvcc {'found' if nvcc else 'not found'}")
     if not nvcc:
