@@ -107,6 +107,7 @@ value = torch.tensor([state.process_index + 1.0])
 dist.all_reduce(value)
 json.dump({"rank": state.process_index, "world": state.num_processes, "backend": dist.get_backend(),
            "sum": value.item()}, open(sys.argv[1] + f"/rank{state.process_index}.json", "w"))
+dist.destroy_process_group()  # as the trainers do: exiting with a live gloo group can abort and hang the peer
 """
 
 
