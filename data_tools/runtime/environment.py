@@ -100,4 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli  # standard library only, like this module
+
+    raise SystemExit(run_cli(main))

@@ -108,11 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.execv(sys.executable, [sys.executable, "-m", module, "--help"])
     args, module_args = launch_parser(known.default_accelerate_config).parse_known_args(rest)
     setup_logging()
-    try:
-        cmd = launch_command(module, args, module_args)
-    except DataError as e:
-        logger.error("%s", e)
-        return 2
+    cmd = launch_command(module, args, module_args)  # DataError: one line and exit 2 through run_cli
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
@@ -122,4 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))
