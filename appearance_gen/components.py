@@ -8,7 +8,7 @@ import os
 import torch
 
 from appearance_gen.config import AppearanceConfig, ModelConfig, TinyModelConfig
-from appearance_gen.model import AppearanceControlNets
+from appearance_gen.model import AppearanceControlNets, hint_block_channels, vae_downscale
 from data_tools.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -116,8 +116,9 @@ def build_components(model: ModelConfig) -> FluxComponents:
     return comps
 
 
-def build_controlnets(cfg: AppearanceConfig, transformer: torch.nn.Module) -> AppearanceControlNets:
-    """Trained branches from ``model.controlnet_path``, else new ones from the base transformer (seeded)."""
+def build_controlnets(cfg: AppearanceConfig, comps: FluxComponents) -> AppearanceControlNets:
+    """Trained branches from ``model.controlnet_path``, else new ones from the base transformer (seeded) whose hint
+    blocks downscale as much as the base's VAE (``controlnet.hint_block_out_channels: null`` derives them)."""
     path = cfg.model.controlnet_path
     if path:
         if not os.path.isfile(os.path.join(path, "config.json")):
@@ -128,7 +129,11 @@ def build_controlnets(cfg: AppearanceConfig, transformer: torch.nn.Module) -> Ap
         return nets
     torch.manual_seed(cfg.model.tiny.seed + 1)
     c = cfg.controlnet
+    downscale = vae_downscale(comps.vae.config)
+    hint = list(c.hint_block_out_channels or hint_block_channels(downscale))
+    if 2 ** (len(hint) - 1) != downscale:
+        raise DataError(None, f"controlnet.hint_block_out_channels {hint} downscale {2 ** (len(hint) - 1)}x but the "
+                              f"VAE downscales {downscale}x: give {len(hint_block_channels(downscale))} entries or null")
     return AppearanceControlNets.from_transformer(
-        transformer, branches=c.branches, conditioning_scales=c.conditioning_scales, num_layers=c.num_layers,
-        num_single_layers=c.num_single_layers, hint_block_out_channels=c.hint_block_out_channels,
-        blocks_repeat=c.blocks_repeat)
+        comps.transformer, branches=c.branches, conditioning_scales=c.conditioning_scales, num_layers=c.num_layers,
+        num_single_layers=c.num_single_layers, hint_block_out_channels=hint, blocks_repeat=c.blocks_repeat)

@@ -44,7 +44,8 @@ class ControlNetConfig:
     conditioning_scales: dict = dataclasses.field(default_factory=lambda: {"physical": 1.0, "semantic": 1.0})
     num_layers: int = 2
     num_single_layers: int = 0
-    hint_block_out_channels: list[int] = dataclasses.field(default_factory=lambda: [16, 16, 16, 16])
+    # hint-block widths, one stride-2 conv per entry after the first; null: 16 each, as many as the VAE downscales
+    hint_block_out_channels: list[int] | None = None
     blocks_repeat: bool = True  # residual i % n into base double block i (x-flux); false: diffusers' intervals
 
 

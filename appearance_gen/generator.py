@@ -67,7 +67,7 @@ class AppearanceGenerator:
         """Build from a config object (``controlnet``: use this AppearanceControlNets instead of building one)."""
         device = default_device(device)
         comps = build_components(config.model)
-        nets = controlnet if controlnet is not None else build_controlnets(config, comps.transformer)
+        nets = controlnet if controlnet is not None else build_controlnets(config, comps)
         dtype = resolve_dtype(config.model.dtype)
         pipe = AppearancePipeline(comps.scheduler, comps.vae, comps.text_encoder, comps.tokenizer,
                                   comps.text_encoder_2, comps.tokenizer_2, comps.transformer, nets)

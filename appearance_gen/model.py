@@ -32,6 +32,21 @@ _SHARED_KEYS = ("in_channels", "joint_attention_dim", "pooled_projection_dim", "
                 "attention_head_dim", "num_attention_heads")
 
 
+def vae_downscale(vae_config) -> int:
+    """Spatial downscale of a diffusers VAE, derived from its config as diffusers' FLUX and CogVideoX pipelines
+    derive ``vae_scale_factor`` (one 2x downsample per block but the last): 8 for the released VAEs."""
+    return 2 ** (len(vae_config["block_out_channels"]) - 1)
+
+
+def hint_block_channels(downscale: int, width: int = 16) -> list[int]:
+    """``block_out_channels`` of a hint block that downscales ``downscale``x (a power of two): one stride-2 conv
+    per entry after the first, so 8x gives the reference's four entries (8 convs with conv_in / conv_out)."""
+    steps = int(downscale).bit_length() - 1
+    if downscale < 1 or 2 ** steps != downscale:
+        raise DataError(None, f"VAE downscale {downscale} is not a power of two")
+    return [width] * (steps + 1)
+
+
 def pack_tokens(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, h, w)`` -> ``(B, h/2 * w/2, 4C)`` in FLUX's latent packing order."""
     b, c, h, w = x.shape

@@ -103,7 +103,7 @@ class AppearanceTrainingSpec(TrainingSpec):
     def __init__(self, cfg: AppearanceConfig, val_bundles: Sequence[ConditionBundle] = ()):
         self.cfg = cfg
         self.components = build_components(cfg.model)
-        self.controlnets = build_controlnets(cfg, self.components.transformer)
+        self.controlnets = build_controlnets(cfg, self.components)
         self.controlnets.float().requires_grad_(True).train()
         for param in self.controlnets.unused_parameters():
             param.requires_grad_(False)  # DDP/DeepSpeed need every trainable parameter to get a gradient

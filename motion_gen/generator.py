@@ -67,12 +67,16 @@ def encode_prompts(cfg: MotionConfig, prompt: str, device: str, transformer) -> 
     return {"prompt_embeds": embeds.cpu(), "negative_prompt_embeds": None if negative is None else negative.cpu()}
 
 
-def check_video_shape(num_frames: int, size: tuple[int, int], where: str | None = None) -> None:
-    """DataError unless ``num_frames`` is 4k+1 and both sides are multiples of 16 (VAE 8x, patch 2)."""
+def check_video_shape(num_frames: int, size: tuple[int, int], where: str | None = None, vae_downscale: int = 8,
+                      patch_size: int = 2) -> None:
+    """DataError unless ``num_frames`` is 4k+1 and both sides are multiples of ``vae_downscale * patch_size``
+    (16 for CogVideoX: VAE 8x, patch 2)."""
     if num_frames < 1 or (num_frames - 1) % 4:
         raise DataError(where, f"frame count {num_frames} is not 4k+1 (the VAE compresses time 4x after frame 0)")
-    if size[0] % 16 or size[1] % 16 or min(size) <= 0:
-        raise DataError(where, f"size {size[0]}x{size[1]} is not a multiple of 16 (VAE 8x times patch 2)")
+    m = vae_downscale * patch_size
+    if size[0] % m or size[1] % m or min(size) <= 0:
+        raise DataError(where, f"size {size[0]}x{size[1]} is not a multiple of {m} (VAE {vae_downscale}x times "
+                               f"patch {patch_size})")
 
 
 def fixed_conditions(gen: GenerateConfig, streams: Sequence[str]) -> dict[str, str]:
@@ -97,7 +101,9 @@ class MotionGenerator:
         # learned positional embeddings (CogVideoX-5b-I2V: 49 frames at 480x720) exist only for the size and frame
         # count the model was built with; other shapes would silently get sin/cos embeddings instead
         learned = tconfig.use_learned_positional_embeddings
-        self.fixed_size = (tconfig.sample_height * 8, tconfig.sample_width * 8) if learned else None
+        self.vae_downscale = pipe.vae_scale_factor_spatial  # diffusers derives it from the VAE config
+        self.fixed_size = ((tconfig.sample_height * self.vae_downscale, tconfig.sample_width * self.vae_downscale)
+                           if learned else None)
         self.fixed_frames = int(tconfig.sample_frames) if learned else None
 
     @classmethod
@@ -112,7 +118,7 @@ class MotionGenerator:
         """(T, H, W, 3) uint8 with T = bundle.num_frames and (H, W) = bundle.size. ``prompt_embeds`` (from
         ``encode_prompts``) replace the bundle's prompt and the negative prompt (a pipeline without T5)."""
         num_frames, size = bundle.num_frames, tuple(bundle.size)
-        check_video_shape(num_frames, size, bundle.name)
+        check_video_shape(num_frames, size, bundle.name, self.vae_downscale, self.pipe.transformer.config.patch_size)
         missing = [n for n in self.condition_names if n not in bundle.conditions]
         if missing:
             raise DataError(bundle.name, f"bundle lacks conditions {missing} needed by the motion model")

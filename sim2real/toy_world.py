@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from data_tools.io.atomic import write_json, write_text
 from data_tools.errors import DataError, require_file
-from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
+from data_tools.metrics.regions import (REGION_NAMES, PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
                                         save_segmenter, segmentation_report, split_frames)
 from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
 
@@ -156,21 +156,34 @@ def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
     return vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
 
 
+def region_psnr(generated: np.ndarray, reference: np.ndarray, regions: np.ndarray) -> dict[str, float]:
+    """PSNR (dB) of uint8 frames ``(..., H, W, 3)`` over the whole frame and over the pixels of each region
+    (``regions``: ``(..., H, W)`` ids of ``REGION_NAMES``), the squared error pooled over all frames."""
+    err = ((generated.astype(np.float64) - reference) ** 2).mean(-1)
+    out = {"frame": float(10 * np.log10(255.0 ** 2 / err.mean()))}
+    for rid, name in enumerate(REGION_NAMES):
+        if rid and (regions == rid).any():
+            out[name] = float(10 * np.log10(255.0 ** 2 / err[regions == rid].mean()))
+    return out
+
+
 @torch.no_grad()
-def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, limit: int = 8) -> float:
-    """Mean PSNR (dB) of reconstructed real videos of ``split`` (``image``: frame by frame)."""
+def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, limit: int = 8) -> dict[str, float]:
+    """Reconstruction PSNR (dB) of real videos of ``split`` (``image``: frame by frame): mean over clips of the
+    whole-frame PSNR and of the hand / object regions' (the conditions' seg mask)."""
     from data_tools.maps.bundle import from_model_range, to_model_range
     from data_tools.datasets.hoi_dataset import HOISplit
-    from data_tools.metrics.image_metrics import psnr
 
-    split_ds = HOISplit(root, split, [], num_frames, tuple(size))
+    split_ds = HOISplit(root, split, ["seg_mask"], num_frames, tuple(size))
     values = []
     for i in range(min(limit, len(split_ds))):
-        video = split_ds[i].video
+        bundle = split_ds[i]
+        video = bundle.video
         x = to_model_range(video)  # (T, 3, H, W)
         rec = reconstruct(vae, x) if image else reconstruct(vae, x.permute(1, 0, 2, 3)[None])[0].permute(1, 0, 2, 3)
-        values.append(float(np.mean(psnr(from_model_range(rec[: len(video)]), video))))
-    return float(np.mean(values))
+        values.append(region_psnr(from_model_range(rec[: len(video)]), video,
+                                  region_labels(bundle.conditions["seg_mask"])))
+    return {k: float(np.mean([v[k] for v in values if k in v])) for k in ("frame", "hand", "object")}
 
 
 @torch.no_grad()
@@ -413,6 +426,30 @@ def appearance_report(runs: dict[str, tuple[str, Sequence[str]]], root: str, spl
     return rows
 
 
+def demo_iou(out_dir: str, segmenter: PixelSegmenter) -> list[dict]:
+    """Region IoU (segmenter vs the sequence's own seg-mask condition) of each ``sim2real.run`` output under
+    ``out_dir`` (folders holding ``manifest.json``, e.g. ``scripts/demo.sh``'s): first frame and whole video."""
+    from data_tools.io.video_io import read_image, read_video
+
+    rows = []
+    for folder, _, files in sorted(os.walk(out_dir)):
+        if "manifest.json" not in files:
+            continue
+        seg_path = require_file(os.path.join(folder, "conditions", "seg_mask.mp4"), "seg-mask condition")
+        video = read_video(require_file(os.path.join(folder, "video.mp4"), "generated video"))
+        seg = region_labels(read_video(seg_path))
+        first = read_image(require_file(os.path.join(folder, "first_frame.png"), "first frame"))
+        if seg.shape[1:] != video.shape[1:3] or first.shape[:2] != video.shape[1:3] or len(seg) < len(video):
+            raise DataError(folder, f"sizes differ: seg mask {seg.shape}, video {video.shape}, first frame {first.shape}")
+        pick = lambda score: {k: score[k] for k in ("iou_hand", "iou_object")}  # noqa: E731
+        rows.append({"name": os.path.basename(folder), "frames": len(video), "size": list(video.shape[1:3]),
+                     "first_frame": pick(region_iou(segmenter.predict(first[None]), seg[:1])),
+                     "video": pick(region_iou(segmenter.predict(video), seg[: len(video)]))})
+    if not rows:
+        raise DataError(out_dir, "no sim2real output (manifest.json) inside")
+    return rows
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from data_tools.datasets.runner import parse_size
 
@@ -474,15 +511,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ss.add_argument("dest")
     ss.add_argument("--conditions", nargs="*", default=[], help="condition names to keep (none: no conditions)")
     ss.add_argument("-v", "--verbose", action="store_true")
+    di = sub.add_parser("demo-iou", help="hand/object IoU of a demo's first frame and video vs its own seg mask "
+                                         "(one JSON line per sequence)")
+    di.add_argument("out_dir", help="demo output folder (scripts/demo.sh: outputs/demo)")
+    di.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
+    di.add_argument("-v", "--verbose", action="store_true")
+    vp = sub.add_parser("vae-psnr", help="reconstruction PSNR (frame, hand, object) of saved toy VAEs")
+    vp.add_argument("vaes", nargs="+", help="VAE folders (a base's vae/)")
+    vp.add_argument("--kind", choices=("motion", "appearance"), default="motion")
+    vp.add_argument("--root", default="outputs/toy_world/processed")
+    vp.add_argument("--split", default="test")
+    vp.add_argument("--limit", type=int, default=24, help="clips (default 24)")
+    vp.add_argument("--num-frames", type=int, default=9)
+    vp.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
+    vp.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from data_tools.io.cli import setup_logging
-    from data_tools.io.config import load_config
 
     args = parse_args(argv)
     setup_logging(args.verbose)
+    try:
+        return run_command(args)
+    except DataError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one parsed subcommand (``main``)."""
+    from data_tools.io.config import load_config
+
     if args.command == "bases":
         report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae)
         logger.info("VAE reconstruction PSNR (test split): %s", report)
@@ -523,6 +584,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("%s", row)
     elif args.command == "subset-latents":
         logger.info("wrote %s", subset_latents(args.source, args.dest, args.conditions))
+    elif args.command == "demo-iou":
+        segmenter = load_segmenter(require_file(args.segmenter, "segmenter"))
+        for row in demo_iou(args.out_dir, segmenter):
+            print(json.dumps(row))
+    elif args.command == "vae-psnr":
+        from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
+
+        from appearance_gen.model import vae_downscale
+
+        cls = AutoencoderKL if args.kind == "appearance" else AutoencoderKLCogVideoX
+        for path in args.vaes:
+            require_file(os.path.join(path, "config.json"), "VAE config")
+            vae = cls.from_pretrained(path).eval()
+            score = vae_psnr(vae, args.root, args.split, args.num_frames, args.size, args.kind == "appearance",
+                             args.limit)
+            print(json.dumps({"vae": path, "downscale": vae_downscale(vae.config), **score}))
     elif args.command == "seg-iou":
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.runs[0])), "seg_iou.json")
         for row in segmentation_report(args.runs, load_segmenter(args.segmenter), out):

@@ -162,3 +162,39 @@ def test_config_scales_apply_to_loaded_branches(generator, tmp_path):
     assert np.array_equal(base, generator.generate(bundle, [1])[0])  # all scales 0: the base model's image
     assert not np.array_equal(on.generate(bundle, [1])[0], base)
     assert np.array_equal(on.generate(bundle, [1], conditioning_scales={"physical": 0, "semantic": 0})[0], base)
+
+
+def _flux_vae_on_meta(num_blocks: int):
+    from diffusers import AutoencoderKL
+
+    widths = [128, 256, 512, 512][:num_blocks]
+    with torch.device("meta"):
+        return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=widths,
+                             down_block_types=["DownEncoderBlock2D"] * num_blocks,
+                             up_block_types=["UpDecoderBlock2D"] * num_blocks, layers_per_block=2)
+
+
+def test_hint_blocks_downscale_as_the_vae_and_real_size_keeps_the_reference_layout():
+    """FLUX.1-dev sizes on the meta device: the hint blocks of flux_dev.yaml (explicit) and of a derived layout
+    (null) are the reference's 8x blocks of 8 convs; a 4x VAE (three blocks, the toy world's) gets 4x blocks."""
+    from diffusers import FluxTransformer2DModel
+
+    from appearance_gen.components import FluxComponents, build_controlnets
+    from appearance_gen.config import load_appearance_config
+    from appearance_gen.model import vae_downscale
+
+    with torch.device("meta"):
+        transformer = FluxTransformer2DModel(guidance_embeds=True)  # FLUX.1-dev: 19 + 38 layers, 3072 wide
+    for hint, blocks, downscale, convs in (("[16,16,16,16]", 4, 8, 8), ("null", 4, 8, 8), ("null", 3, 4, 6)):
+        vae = _flux_vae_on_meta(blocks)
+        assert vae_downscale(vae.config) == downscale  # the formula of diffusers' FluxPipeline / CogVideoX
+        cfg = load_appearance_config("configs/appearance/flux_dev.yaml", [f"controlnet.hint_block_out_channels={hint}"])
+        with torch.device("meta"):
+            nets = build_controlnets(cfg, FluxComponents(transformer, vae, None, None, None, None, None))
+        assert nets.hint_downscale == downscale
+        for block in nets.hint_blocks.values():
+            assert sum(isinstance(m, torch.nn.Conv2d) for m in block.modules()) == convs
+            assert sum(m.stride == (2, 2) for m in block.modules() if isinstance(m, torch.nn.Conv2d)) == blocks - 1
+    cfg = load_appearance_config("configs/appearance/flux_dev.yaml")  # explicit 8x layout, 4x VAE: refused
+    with pytest.raises(DataError, match="VAE downscales 4x"), torch.device("meta"):
+        build_controlnets(cfg, FluxComponents(transformer, _flux_vae_on_meta(3), None, None, None, None, None))
