@@ -3,7 +3,9 @@
 # toy base folders (VAEs trained here), the region segmenter, the appearance ControlNets and one motion model per
 # condition set of the ablation (none / depth / seg_mask / hand_keypoints / all three). Seeded; resumable.
 # The demo's checkpoints are copied to assets/toy_world/. Usage: scripts/toy_world_train.sh [motion steps]
-# (the run in docs/benchmarks.md: motion 1200 steps per set, appearance 3000 + joint 2000)
+# (the run in docs/benchmarks.md: `scripts/toy_world_train.sh 400`: motion 400 steps per set, appearance 300 +
+# joint 1500 from the configs; `python -m sim2real.toy_world finetune-decoder` optionally trains the motion VAE's
+# decoder further afterwards, which the committed run skipped for time)
 set -euo pipefail
 source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" ""
@@ -13,7 +15,6 @@ steps="${1:-}"
 out=outputs/toy_world
 motion=configs/motion/toy_world.yaml
 [ -f assets/toy_world/motion_base/vae/config.json ] || python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml
-python -m sim2real.toy_world finetune-decoder --kind motion   # decoder only: latents unchanged; once
 [ -f assets/toy_world/segmenter.safetensors ] || python -m sim2real.toy_world fit-segmenter --root $out/processed \
   --size 64x96 --out assets/toy_world/segmenter.safetensors
 # motion: encode the clips once (all three conditions), the other sets reuse those latents
