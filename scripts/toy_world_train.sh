@@ -4,7 +4,7 @@
 # condition set of the ablation (none / depth / seg_mask / hand_keypoints / all three). Seeded; resumable.
 # The demo's checkpoints are copied to assets/toy_world/. Usage: scripts/toy_world_train.sh [motion steps]
 # (the run in docs/benchmarks.md: `scripts/toy_world_train.sh 400`: motion 400 steps per set, appearance 300 +
-# joint 1500 from the configs; `python -m sim2real.toy_world finetune-decoder` optionally trains the motion VAE's
+# joint 2000 from the configs; `python -m sim2real.toy_world finetune-decoder` optionally trains the motion VAE's
 # decoder further afterwards, which the committed run skipped for time)
 set -euo pipefail
 source "$(dirname "$0")/_help.sh" "$@"
