@@ -530,20 +530,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from data_tools.io.cli import setup_logging
+    from data_tools.io.config import load_config
 
     args = parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        return run_command(args)
-    except DataError as exc:
-        logger.error("%s", exc)
-        return 2
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run one parsed subcommand (``main``)."""
-    from data_tools.io.config import load_config
-
     if args.command == "bases":
         report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae)
         logger.info("VAE reconstruction PSNR (test split): %s", report)

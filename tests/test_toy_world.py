@@ -214,4 +214,6 @@ def test_demo_iou_of_the_committed_models(tmp_path, monkeypatch, capsys):
     row = json.loads(capsys.readouterr().out.strip())
     assert row["frames"] >= 17 and row["size"] == [64, 96]
     assert row["first_frame"]["iou_hand"] >= FIRST_FRAME_HAND_IOU_MIN, row
-    assert toy_training.main(["demo-iou", str(tmp_path / "sim")]) == 2  # no sim2real output there
+    from data_tools.io.cli import run_cli
+
+    assert run_cli(toy_training.main, ["demo-iou", str(tmp_path / "sim")]) == 2  # no sim2real output there
