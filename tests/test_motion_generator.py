@@ -157,6 +157,7 @@ class _MetaPipe:
     pipeline would use for the asked frames/size, and returns black frames; records what it was asked."""
 
     _execution_device = torch.device("cpu")
+    vae_scale_factor_spatial = 8  # what the pipeline derives from the released VAE's config
 
     def __init__(self, transformer):
         self.transformer, self.calls = transformer, []
