@@ -190,16 +190,33 @@ def safetensors_params(folder: str) -> int | None:
     return total
 
 
+def has_weights(folder: str) -> bool:
+    """Whether a model folder holds weights: ``*.safetensors``, ``*.bin`` or a sharded ``*.index.json``."""
+    return any(f.endswith((".safetensors", ".bin", ".index.json")) for f in os.listdir(folder))
+
+
+def tokenizer_problem(folder: str) -> str | None:
+    """What the files of a saved tokenizer folder lack (None when they look complete; nothing is loaded)."""
+    files = set(os.listdir(folder))
+    if "tokenizer_config.json" not in files:
+        return "tokenizer_config.json missing"
+    if "tokenizer.json" in files or {"vocab.json", "merges.txt"} <= files:
+        return None
+    if "spiece.model" in files:
+        missing = [m for m in ("sentencepiece", "google.protobuf") if importlib.util.find_spec(m.split(".")[0]) is None]
+        return (f"only spiece.model, which needs {' and '.join(missing)} (pip install sentencepiece protobuf)"
+                if missing else None)
+    return "no vocabulary (tokenizer.json, spiece.model or vocab.json + merges.txt)"
+
+
 def check_tokenizer(folder: str) -> str | None:
-    """None when the tokenizer folder loads; else what is wrong. A T5 folder with only ``spiece.model`` needs
-    sentencepiece and protobuf."""
+    """None when the tokenizer folder loads; else what is wrong (its files first, then loading it for real: a T5
+    folder with only ``spiece.model`` needs sentencepiece and protobuf, in versions that work together)."""
     if not os.path.isdir(folder):
         return f"{folder}: folder does not exist"
-    files = set(os.listdir(folder))
-    if "spiece.model" in files and "tokenizer.json" not in files:
-        missing = [m for m in ("sentencepiece", "google.protobuf") if importlib.util.find_spec(m.split(".")[0]) is None]
-        if missing:
-            return f"{folder}: only spiece.model, which needs {' and '.join(missing)} (pip install sentencepiece protobuf)"
+    problem = tokenizer_problem(folder)
+    if problem:
+        return f"{folder}: {problem}"
     try:
         from transformers import AutoTokenizer
 
@@ -218,7 +235,7 @@ def check_model_folder(report: Report, folder: str, what: str) -> bool:
     if "config.json" not in files:
         report.fail(f"{what}: {folder} has no config.json")
         return False
-    if not any(f.endswith((".safetensors", ".bin", ".index.json")) for f in files):
+    if not has_weights(folder):
         report.fail(f"{what}: {folder} has no weights (*.safetensors / *.bin)")
         return False
     report.ok(f"{what}: {folder}")

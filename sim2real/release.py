@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import importlib.util
 import json
 import logging
 import os
@@ -26,11 +25,11 @@ from typing import Callable
 from data_tools.errors import DataError
 from data_tools.io.atomic import write_json
 from data_tools.io.config import load_config
+from sim2real.preflight import has_weights, tokenizer_problem
 from sim2real.run import Sim2RealConfig, add_run_arguments, discover, run
 
 logger = logging.getLogger("sim2real.release")
 CONTROLNET_NAMES = ("controlnet.bin", "controlnet.safetensors")
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json")
 FLUX_LAYOUT = {"transformer": "model", "vae": "model", "text_encoder": "model", "text_encoder_2": "model",
                "tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "scheduler": "scheduler"}
 # no transformer/: the released motion transformer holds the whole model (base blocks included)
@@ -62,24 +61,6 @@ class ReleaseFiles:
     motion_transformer: str  # the reference motion transformer folder
 
 
-def _has_weights(folder: str) -> bool:
-    return any(glob.glob(os.path.join(folder, p)) for p in WEIGHT_PATTERNS)
-
-
-def tokenizer_problem(folder: str) -> str | None:
-    """What keeps a saved tokenizer folder from loading (None when it looks complete)."""
-    files = set(os.listdir(folder))
-    if "tokenizer_config.json" not in files:
-        return "tokenizer_config.json missing"
-    if "tokenizer.json" in files or {"vocab.json", "merges.txt"} <= files:
-        return None
-    if "spiece.model" in files:
-        absent = [m for m in ("sentencepiece", "google.protobuf") if importlib.util.find_spec(m.split(".")[0]) is None]
-        return (f"has only spiece.model, which needs the packages {absent} (pip install sentencepiece protobuf)"
-                if absent else None)
-    return "no vocabulary (tokenizer.json, spiece.model or vocab.json + merges.txt)"
-
-
 def layout_problems(root: str | None, layout: dict[str, str], what: str) -> list[str]:
     """Missing parts of a diffusers model folder (``layout``: sub-folder -> model | tokenizer | scheduler)."""
     if not root:
@@ -94,12 +75,12 @@ def layout_problems(root: str | None, layout: dict[str, str], what: str) -> list
         elif kind == "model":
             if not os.path.isfile(os.path.join(folder, "config.json")):
                 problems.append(f"{folder}/config.json: missing")
-            if not _has_weights(folder):
+            if not has_weights(folder):
                 problems.append(f"{folder}: no weights (*.safetensors / *.bin)")
         elif kind == "scheduler" and not os.path.isfile(os.path.join(folder, "scheduler_config.json")):
             problems.append(f"{folder}/scheduler_config.json: missing")
-        elif kind == "tokenizer" and tokenizer_problem(folder):
-            problems.append(f"{folder}: {tokenizer_problem(folder)}")
+        elif kind == "tokenizer" and (problem := tokenizer_problem(folder)):
+            problems.append(f"{folder}: {problem}")
     return problems
 
 
@@ -135,7 +116,7 @@ def find_pam_files(pam: str | None, problems: list[str]) -> ReleaseFiles | None:
         elif len(found) > 1:
             problems.append(f"{pam}: several candidates for the {what}: {found}; keep one")
     for folder in transformers[:1]:
-        if not _has_weights(folder):
+        if not has_weights(folder):
             problems.append(f"{folder}: no weights (*.safetensors)")
     if len(controlnets) == 1 and len(transformers) == 1:
         return ReleaseFiles(controlnets[0], transformers[0])
