@@ -53,8 +53,13 @@ def schedule_shift(height: int, width: int, scheduler_config, seq_len: str = "to
         length = (width // 8) * (height // 8) // (16 * 16)
     else:
         raise DataError(None, f"sampling.schedule_seq_len must be 'tokens' or 'xflux', got {seq_len!r}")
+    return shift_for_length(length, scheduler_config)
+
+
+def shift_for_length(seq_len: int, scheduler_config) -> float:
+    """FLUX's ``mu`` for a sequence length, from the scheduler config's shift range (diffusers' defaults)."""
     get = scheduler_config.get
-    return calculate_shift(length, get("base_image_seq_len", 256), get("max_image_seq_len", 4096),
+    return calculate_shift(seq_len, get("base_image_seq_len", 256), get("max_image_seq_len", 4096),
                            get("base_shift", 0.5), get("max_shift", 1.15))
 
 

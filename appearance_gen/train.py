@@ -24,7 +24,7 @@ from appearance_gen.conditions import normals_from_depth, split_conditions, with
 from appearance_gen.config import AppearanceConfig, load_appearance_config
 from appearance_gen.generator import branch_inputs_from_maps
 from appearance_gen.infer import write_grid
-from appearance_gen.pipeline import AppearancePipeline, predict_velocity
+from appearance_gen.pipeline import AppearancePipeline, predict_velocity, shift_for_length
 from data_tools.maps.bundle import ConditionBundle, to_model_range
 from data_tools.io.cli import setup_logging
 from data_tools.io.config import to_dict
@@ -88,12 +88,8 @@ def sample_sigmas(batch: int, seq_len: int, cfg, scheduler_config, generator=Non
         return grid[torch.randint(0, 1000, (batch,), generator=generator)]
     if cfg.timestep_sampling != "shift":
         raise DataError(None, f"train.timestep_sampling must be one of {TIMESTEP_SAMPLINGS}, got {cfg.timestep_sampling!r}")
-    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
     u = torch.sigmoid(cfg.logit_mean + cfg.logit_std * torch.randn(batch, generator=generator))
-    mu = calculate_shift(seq_len, scheduler_config.get("base_image_seq_len", 256),
-                         scheduler_config.get("max_image_seq_len", 4096), scheduler_config.get("base_shift", 0.5),
-                         scheduler_config.get("max_shift", 1.15))
+    mu = shift_for_length(seq_len, scheduler_config)
     return math.exp(mu) / (math.exp(mu) + (1 / u - 1))
 
 
