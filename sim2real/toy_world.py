@@ -215,10 +215,14 @@ def _text_components(cfg: BasesConfig):
     return t5_tok, t5, clip_tok, clip
 
 
-def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
-    """Write ``<out>/motion_base`` (CogVideoX-I2V layout) and ``<out>/appearance_base`` (FLUX layout), their VAEs
-    trained on the world's ``train`` split (``train=False``: random VAEs). Returns the measured reconstruction
-    PSNRs on the ``test`` split, random vs trained (also ``<out>/vae_report.json``)."""
+BASE_KINDS = ("motion", "appearance")
+
+
+def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BASE_KINDS) -> dict:
+    """Write ``<out>/motion_base`` (CogVideoX-I2V layout) and/or ``<out>/appearance_base`` (FLUX layout), their
+    VAEs trained on the world's ``train`` split (``train=False``: random VAEs). The text encoders are seeded, so
+    the two folders hold the same T5 whether built together or by two processes (``kinds``) at once. Returns the
+    measured reconstruction PSNRs on the ``test`` split, random vs trained, merged into ``<out>/vae_report.json``."""
     from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
     from diffusers import CogVideoXDPMScheduler, CogVideoXTransformer3DModel, FluxTransformer2DModel
 
@@ -229,6 +233,8 @@ def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
     vaes = {}
     for kind, cls, kwargs, tcfg in (("motion", AutoencoderKLCogVideoX, cfg.motion_vae, cfg.motion_vae_train),
                                     ("appearance", AutoencoderKL, cfg.appearance_vae, cfg.appearance_vae_train)):
+        if kind not in kinds:
+            continue
         image = kind == "appearance"
         torch.manual_seed(cfg.seed + 1)
         vae = cls(**kwargs)
@@ -248,22 +254,29 @@ def build_bases(cfg: BasesConfig, train: bool = True) -> dict:
             report[f"{kind}_latent_factors"] = factors
         vaes[kind] = vae.eval()
         logger.info("%s VAE: %s", kind, {k: v for k, v in report.items() if k.startswith(kind)})
-    torch.manual_seed(cfg.seed + 2)
-    motion_transformer = CogVideoXTransformer3DModel(**cfg.motion_transformer)
-    torch.manual_seed(cfg.seed + 3)
-    flux_transformer = FluxTransformer2DModel(**cfg.appearance_transformer)
-    flux_scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-                                                     max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
-    folders = {
-        "motion_base": {"transformer": motion_transformer, "vae": vaes["motion"], "text_encoder": t5,
-                        "tokenizer": t5_tok, "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)},
-        "appearance_base": {"transformer": flux_transformer, "vae": vaes["appearance"], "text_encoder": clip,
-                            "tokenizer": clip_tok, "text_encoder_2": t5, "tokenizer_2": t5_tok,
-                            "scheduler": flux_scheduler}}
+    folders = {}
+    if "motion" in kinds:
+        torch.manual_seed(cfg.seed + 2)
+        folders["motion_base"] = {
+            "transformer": CogVideoXTransformer3DModel(**cfg.motion_transformer), "vae": vaes["motion"],
+            "text_encoder": t5, "tokenizer": t5_tok, "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)}
+    if "appearance" in kinds:
+        torch.manual_seed(cfg.seed + 3)
+        folders["appearance_base"] = {
+            "transformer": FluxTransformer2DModel(**cfg.appearance_transformer), "vae": vaes["appearance"],
+            "text_encoder": clip, "tokenizer": clip_tok, "text_encoder_2": t5, "tokenizer_2": t5_tok,
+            "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                         max_shift=1.15, base_image_seq_len=256,
+                                                         max_image_seq_len=4096)}
     for folder, parts in folders.items():
         for sub, part in parts.items():
             part.save_pretrained(os.path.join(cfg.out, folder, sub))
-    write_json(os.path.join(cfg.out, "vae_report.json"), report)
+    path = os.path.join(cfg.out, "vae_report.json")
+    previous = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = {k: v for k, v in json.load(f).items() if not k.startswith(tuple(kinds))}
+    write_json(path, {**previous, **report})
     return report
 
 
@@ -460,6 +473,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bases.add_argument("--config", default="configs/toy_world/bases.yaml")
     bases.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     bases.add_argument("--random-vae", action="store_true", help="keep the VAEs random (no training)")
+    bases.add_argument("--only", choices=BASE_KINDS, default=None,
+                       help="build one stage's folder (two processes can build both at once)")
     bases.add_argument("-v", "--verbose", action="store_true")
     fd = sub.add_parser("finetune-decoder", help="train a saved toy VAE's decoder further (latents stay valid)")
     fd.add_argument("--config", default="configs/toy_world/bases.yaml")
@@ -535,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "bases":
-        report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae)
+        report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae,
+                             kinds=[args.only] if args.only else BASE_KINDS)
         logger.info("VAE reconstruction PSNR (test split): %s", report)
     elif args.command == "finetune-decoder":
         cfg = load_config(BasesConfig, args.config, args.set)
