@@ -175,6 +175,8 @@ def vae_psnr(vae, root: str, split: str, num_frames: int, size, image: bool, lim
     from data_tools.datasets.hoi_dataset import HOISplit
 
     split_ds = HOISplit(root, split, ["seg_mask"], num_frames, tuple(size))
+    if not len(split_ds):
+        raise DataError(root, f"split {split!r} has no clips to measure the VAE on")
     values = []
     for i in range(min(limit, len(split_ds))):
         bundle = split_ds[i]

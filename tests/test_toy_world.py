@@ -110,6 +110,34 @@ def test_subset_latents(tmp_path):
         toy_training.subset_latents(src, str(tmp_path / "bad"), ["seg_mask"])
 
 
+def test_bases_built_one_stage_at_a_time_share_the_text_encoder(tmp_path):
+    """``bases --only motion`` and ``--only appearance`` (the train script's two lanes) write one folder each,
+    with the same seeded T5, and merge their figures into one report."""
+    import json
+
+    from data_tools.io.config import load_config
+
+    raw, data = str(tmp_path / "raw"), str(tmp_path / "processed")
+    tw.generate(raw, 6, 1, SMALL, seed=2)
+    convert_dexycb(raw, data, num_frames=5)
+    overrides = [f"dataset={data}", f"out={tmp_path / 'bases'}", "motion_vae_train.num_frames=5",
+                 "appearance_vae_train.num_frames=5"]
+    cfg = load_config(toy_training.BasesConfig, os.path.join(REPO, "configs/toy_world/bases.yaml"), overrides)
+    toy_training.build_bases(cfg, train=False, kinds=["appearance"])
+    assert not os.path.exists(tmp_path / "bases" / "motion_base")
+    toy_training.build_bases(cfg, train=False, kinds=["motion"])
+    from safetensors.torch import load_file
+
+    weights = [load_file(str(tmp_path / "bases" / folder / sub / "model.safetensors"))
+               for folder, sub in (("motion_base", "text_encoder"), ("appearance_base", "text_encoder_2"))]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    with open(tmp_path / "bases" / "vae_report.json", encoding="utf-8") as f:
+        report = json.load(f)
+    assert set(report) == {"motion_random_psnr", "appearance_random_psnr"}
+    assert 0 < report["motion_random_psnr"]["frame"] < 20  # a random VAE reconstructs nothing
+
+
 def test_region_iou_hand_computed():
     pred = np.array([[0, 1, 1, 2]])
     target = np.array([[0, 1, 2, 2]])
