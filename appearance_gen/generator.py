@@ -72,8 +72,7 @@ class AppearanceGenerator:
         pipe = AppearancePipeline(comps.scheduler, comps.vae, comps.text_encoder, comps.tokenizer,
                                   comps.text_encoder_2, comps.tokenizer_2, comps.transformer, nets)
         if controlnet is None:
-            if dtype != torch.float32:
-                nets.to(dtype=dtype)
+            nets.to(dtype=dtype)  # also when saved in another dtype (the toy world's fp16 assets)
             nets.requires_grad_(False).eval()
         if config.model.cpu_offload and device != "cpu":
             pipe.enable_model_cpu_offload(device=device)

@@ -29,7 +29,8 @@ def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=Non
     ``text_encoder=False`` leaves out tokenizer and T5: the caller passes prompt embeddings (``encode_prompts``).
     """
     device = default_device(device or cfg.generate.device)
-    dtype = cfg.model.torch_dtype() if device != "cpu" else None  # CPU: fp32 as built
+    # CPU: fp32, also for weights saved in half precision (the toy world's fp16 assets)
+    dtype = cfg.model.torch_dtype() if device != "cpu" else torch.float32
     tokenizer, text_encoder = load_text_components(cfg.model, dtype) if text_encoder else (None, None)
     vae = load_vae(cfg.model, dtype)
     if transformer is None:

@@ -21,8 +21,9 @@ mkdir -p "$logs"
 declare -A sets=([none]="[]" [depth]="[depth]" [seg_mask]="[seg_mask]" [hand_keypoints]="[hand_keypoints]"
                  [all]="[hand_keypoints,depth,seg_mask]")
 
-base() {  # base KIND: the toy pretrained folder of one stage, unless it is there
-  [ -f "assets/toy_world/$1_base/vae/config.json" ] || \
+base() {  # base KIND: the toy pretrained folder of one stage, unless it is there (git holds all but its random
+  # transformer, which is seeded: a fresh clone rebuilds the folder, so the whole world is trained anew)
+  [ -f "assets/toy_world/$1_base/transformer/config.json" ] || \
     python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml --only "$1"
 }
 
@@ -82,7 +83,7 @@ run_lane motion_hand_keypoints train_motion hand_keypoints & p1=$!
 run_lane motion_none train_motion none & p2=$!
 wait_all $p1 $p2
 echo "all training done after ${SECONDS} s"
-rm -rf assets/toy_world/motion_all assets/toy_world/appearance_joint
-cp -r $out/motion/all/final assets/toy_world/motion_all
-cp -r $out/appearance_joint/final assets/toy_world/appearance_joint
-rm -rf assets/toy_world/appearance_joint/transformer   # already in appearance_joint_base/
+# the demo's models, weights in fp16 (the loaders cast back to the config's dtype): assets stay small
+python -m sim2real.toy_world pack $out/motion/all/final assets/toy_world/motion_all
+python -m sim2real.toy_world pack $out/appearance_joint/final assets/toy_world/appearance_joint --drop transformer
+python -m sim2real.toy_world pack $out/appearance_joint/final/transformer assets/toy_world/appearance_joint_base/transformer

@@ -533,6 +533,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     di.add_argument("out_dir", help="demo output folder (scripts/demo.sh: outputs/demo)")
     di.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
     di.add_argument("-v", "--verbose", action="store_true")
+    pk = sub.add_parser("pack", help="copy a trained model folder with its weights in fp16 (the committed assets)")
+    pk.add_argument("src", help="saved model folder (config.json + safetensors)")
+    pk.add_argument("dst")
+    pk.add_argument("--drop", nargs="*", default=[], help="subfolders of src to leave out")
+    pk.add_argument("-v", "--verbose", action="store_true")
     vp = sub.add_parser("vae-psnr", help="reconstruction PSNR (frame, hand, object) of saved toy VAEs")
     vp.add_argument("vaes", nargs="+", help="VAE folders (a base's vae/)")
     vp.add_argument("--kind", choices=("motion", "appearance"), default="motion")
@@ -596,6 +601,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         segmenter = load_segmenter(require_file(args.segmenter, "segmenter"))
         for row in demo_iou(args.out_dir, segmenter):
             print(json.dumps(row))
+    elif args.command == "pack":
+        import shutil
+
+        from data_tools.runtime.checkpoints import pack_folder
+
+        pack_folder(args.src, args.dst)
+        for name in args.drop:
+            shutil.rmtree(os.path.join(args.dst, name), ignore_errors=True)
     elif args.command == "vae-psnr":
         from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
 

@@ -138,6 +138,26 @@ def test_bases_built_one_stage_at_a_time_share_the_text_encoder(tmp_path):
     assert 0 < report["motion_random_psnr"]["frame"] < 20  # a random VAE reconstructs nothing
 
 
+def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
+    """``pack`` (the committed assets) stores fp16 weights; a config asking for fp32 gets fp32 weights equal to
+    the originals up to fp16 rounding, and the folder shrinks by half."""
+    from diffusers import AutoencoderKL
+
+    from data_tools.runtime.checkpoints import pack_folder
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=[64], norm_num_groups=4, latent_channels=4)
+    vae.save_pretrained(tmp_path / "fp32")
+    assert toy_training.main(["pack", str(tmp_path / "fp32"), str(tmp_path / "fp16")]) == 0
+    size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))  # noqa: E731
+    assert size(tmp_path / "fp16") < 0.52 * size(tmp_path / "fp32")
+    loaded = AutoencoderKL.from_pretrained(tmp_path / "fp16", torch_dtype=torch.float32)
+    for (name, a), (_, b) in zip(vae.state_dict().items(), loaded.state_dict().items()):
+        assert b.dtype == torch.float32 and torch.equal(b, a.half().float()), name
+    with pytest.raises(DataError, match="not a model folder"):
+        pack_folder(str(tmp_path / "absent"), str(tmp_path / "x"))
+
+
 def test_region_iou_hand_computed():
     pred = np.array([[0, 1, 1, 2]])
     target = np.array([[0, 1, 2, 2]])

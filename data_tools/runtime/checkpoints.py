@@ -149,3 +149,32 @@ def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], so
     check_state_keys(model, state, source)
     model.load_state_dict(state, strict=True, assign=True)
     return model
+
+
+def pack_folder(src: str, dst: str, dtype: torch.dtype = torch.float16) -> str:
+    """Copy a saved model folder ``src`` to ``dst`` (atomically) with every floating tensor of its
+    ``.safetensors`` files cast to ``dtype`` (half the bytes in fp16; loaders cast back with ``torch_dtype``).
+    Other files are copied unchanged."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if not os.path.isdir(src):
+        raise DataError(src, "not a model folder")
+    dst = dst.rstrip("/")
+    partial = dst + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(src, partial, ignore=shutil.ignore_patterns("*.safetensors"))
+    for root, _, files in os.walk(src):
+        for name in files:
+            if not name.endswith(".safetensors"):
+                continue
+            path = os.path.join(root, name)
+            with safe_open(path, "pt") as f:
+                metadata = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+            save_file(tensors, os.path.join(partial, os.path.relpath(path, src)), metadata=metadata)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(partial, dst)
+    logger.info("packed %s -> %s (%s)", src, dst, dtype)
+    return dst
