@@ -282,6 +282,48 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
     return report
 
 
+def transformer_step_times(cfg: BasesConfig, batch: int = 8, repeats: int = 5) -> dict[str, dict]:
+    """Seconds per training step (forward + backward + AdamW, random inputs, one warm-up) of the bases' random
+    transformers at the world's 64x96 size: the cost side of choosing their width and prompt length."""
+    import time
+
+    from diffusers import CogVideoXTransformer3DModel, FluxTransformer2DModel
+    from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+    def timed(model, inputs: dict) -> dict:
+        optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
+
+        def step():
+            model(**inputs).sample.pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        step()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        return {"parameters": sum(p.numel() for p in model.parameters()),
+                "seconds_per_step": (time.perf_counter() - start) / repeats}
+
+    m = CogVideoXTransformer3DModel(**cfg.motion_transformer)
+    c = m.config
+    h, w, t = c.sample_height, c.sample_width, (c.sample_frames - 1) // 4 + 1
+    grid = (h // c.patch_size, w // c.patch_size)
+    rotary = get_3d_rotary_pos_embed(c.attention_head_dim, ((0, 0), grid), grid, t) \
+        if c.use_rotary_positional_embeddings else None
+    motion = timed(m, {"hidden_states": torch.randn(batch, t, c.in_channels, h, w),
+                       "encoder_hidden_states": torch.randn(batch, c.max_text_seq_length, c.text_embed_dim),
+                       "timestep": torch.randint(0, 1000, (batch,)), "image_rotary_emb": rotary})
+    f = FluxTransformer2DModel(**cfg.appearance_transformer)
+    tokens, text = (h // 2) * (w // 2), cfg.clip_max_length
+    appearance = timed(f, {"hidden_states": torch.randn(batch, tokens, f.config.in_channels),
+                           "encoder_hidden_states": torch.randn(batch, text, f.config.joint_attention_dim),
+                           "pooled_projections": torch.randn(batch, f.config.pooled_projection_dim),
+                           "timestep": torch.rand(batch), "guidance": torch.full((batch,), 3.5),
+                           "img_ids": torch.zeros(tokens, 3), "txt_ids": torch.zeros(text, 3)})
+    return {"motion": motion, "appearance": appearance}
+
+
 def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> str:
     """A latent store for a subset of the conditions of ``source`` (a ``motion_gen.prepare`` store made with
     more conditions): the sample files are hard-linked (the extra condition tensors are simply not read) and
@@ -533,6 +575,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     di.add_argument("out_dir", help="demo output folder (scripts/demo.sh: outputs/demo)")
     di.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
     di.add_argument("-v", "--verbose", action="store_true")
+    st = sub.add_parser("step-times", help="seconds per training step of the bases' transformers (random inputs)")
+    st.add_argument("--config", default="configs/toy_world/bases.yaml")
+    st.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (other sizes)")
+    st.add_argument("--batch", type=int, default=8)
+    st.add_argument("--repeats", type=int, default=5)
+    st.add_argument("-v", "--verbose", action="store_true")
     pk = sub.add_parser("pack", help="copy a trained model folder with its weights in fp16 (the committed assets)")
     pk.add_argument("src", help="saved model folder (config.json + safetensors)")
     pk.add_argument("dst")
@@ -601,6 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         segmenter = load_segmenter(require_file(args.segmenter, "segmenter"))
         for row in demo_iou(args.out_dir, segmenter):
             print(json.dumps(row))
+    elif args.command == "step-times":
+        cfg = load_config(BasesConfig, args.config, args.set)
+        print(json.dumps({"threads": torch.get_num_threads(), "batch": args.batch, "overrides": args.set,
+                          **transformer_step_times(cfg, args.batch, args.repeats)}))
     elif args.command == "pack":
         import shutil
 

@@ -158,6 +158,27 @@ def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
         pack_folder(str(tmp_path / "absent"), str(tmp_path / "x"))
 
 
+def test_step_times_of_the_configured_transformers(capsys):
+    """``step-times`` builds the bases config's transformers (here one layer each) and times real steps."""
+    import json
+
+    from diffusers import CogVideoXTransformer3DModel, FluxTransformer2DModel
+
+    from data_tools.io.config import load_config
+
+    overrides = ["motion_transformer.num_layers=1", "appearance_transformer.num_layers=1",
+                 "appearance_transformer.num_single_layers=0"]
+    config = os.path.join(REPO, "configs/toy_world/bases.yaml")
+    assert toy_training.main(["step-times", "--config", config, "--set", *overrides, "--batch", "1",
+                              "--repeats", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    cfg = load_config(toy_training.BasesConfig, config, overrides)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert row["motion"]["parameters"] == count(CogVideoXTransformer3DModel(**cfg.motion_transformer))
+    assert row["appearance"]["parameters"] == count(FluxTransformer2DModel(**cfg.appearance_transformer))
+    assert row["motion"]["seconds_per_step"] > 0 and row["appearance"]["seconds_per_step"] > 0
+
+
 def test_region_iou_hand_computed():
     pred = np.array([[0, 1, 1, 2]])
     target = np.array([[0, 1, 2, 2]])
