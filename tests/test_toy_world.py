@@ -262,10 +262,11 @@ def test_region_psnr_hand_computed():
 
 DEMO_ARGS = ["--config", "configs/sim2real/toy_world.yaml", "--frames", "17", "--height", "96", "--width", "144",
              "--camera-distance", "0.37"]  # as scripts/demo.sh
-# The 8x-VAE models of issue 8 (4x6 tokens per frame) put no hand in the first frame here: IoU 0.00 (object 0.11,
-# video hand / object 0.21 / 0.14). The committed 4x-VAE models: first frame 0.43 / 0.16, video 0.29 / 0.24
-# (docs/benchmarks.md); the check is on the first frame's hand, where the grid matters most.
-FIRST_FRAME_HAND_IOU_MIN = 0.2
+# Region IoU floors of the demo against its own seg mask. Earlier committed models fail them: issue 8's 8x-VAE
+# models (first frame hand / object 0.00 / 0.11, video 0.21 / 0.14) and the first 4x attempt of issue 15 with
+# width-32/64 transformers (first frame 0.43 / 0.16, video 0.29 / 0.24). The committed models: first frame
+# 0.77 / 0.80, video 0.37 / 0.59 (docs/benchmarks.md).
+DEMO_IOU_MIN = {("first_frame", "iou_hand"): 0.6, ("first_frame", "iou_object"): 0.6, ("video", "iou_object"): 0.45}
 
 
 def test_demo_iou_of_the_committed_models(tmp_path, monkeypatch, capsys):
@@ -282,7 +283,8 @@ def test_demo_iou_of_the_committed_models(tmp_path, monkeypatch, capsys):
     assert toy_training.main(["demo-iou", str(tmp_path)]) == 0
     row = json.loads(capsys.readouterr().out.strip())
     assert row["frames"] >= 17 and row["size"] == [64, 96]
-    assert row["first_frame"]["iou_hand"] >= FIRST_FRAME_HAND_IOU_MIN, row
+    for (part, key), floor in DEMO_IOU_MIN.items():
+        assert row[part][key] >= floor, (part, key, row)
     from data_tools.io.cli import run_cli
 
     assert run_cli(toy_training.main, ["demo-iou", str(tmp_path / "sim")]) == 2  # no sim2real output there
