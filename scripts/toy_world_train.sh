@@ -58,7 +58,9 @@ lane_appearance() {
 run_lane() {  # run_lane NAME FUNCTION [ARGS]: log to $logs/NAME.log, say where on failure
   local name=$1; shift
   echo "lane $name: $* (log: $logs/$name.log)"
-  if ! "$@" >"$logs/$name.log" 2>&1; then
+  # run in the background and wait: a function called as an `if` condition would run with `set -e` off
+  "$@" >"$logs/$name.log" 2>&1 &
+  if ! wait $!; then
     echo "lane $name failed; last lines of $logs/$name.log:" >&2
     tail -n 20 "$logs/$name.log" >&2
     return 1
