@@ -284,7 +284,8 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
 
 def transformer_step_times(cfg: BasesConfig, batch: int = 8, repeats: int = 5) -> dict[str, dict]:
     """Seconds per training step (forward + backward + AdamW, random inputs, one warm-up) of the bases' random
-    transformers at the world's 64x96 size: the cost side of choosing their width and prompt length."""
+    transformers on the frame size the motion transformer is configured for (its ``sample_height/width`` latents,
+    64x96 frames here): the cost side of choosing their width and prompt length."""
     import time
 
     from diffusers import CogVideoXTransformer3DModel, FluxTransformer2DModel
@@ -307,7 +308,8 @@ def transformer_step_times(cfg: BasesConfig, batch: int = 8, repeats: int = 5) -
 
     m = CogVideoXTransformer3DModel(**cfg.motion_transformer)
     c = m.config
-    h, w, t = c.sample_height, c.sample_width, (c.sample_frames - 1) // 4 + 1
+    h, w = c.sample_height, c.sample_width  # latent size; the frame is this times the motion VAE's downscale
+    t = (c.sample_frames - 1) // cfg.motion_vae.get("temporal_compression_ratio", 4) + 1
     grid = (h // c.patch_size, w // c.patch_size)
     rotary = get_3d_rotary_pos_embed(c.attention_head_dim, ((0, 0), grid), grid, t) \
         if c.use_rotary_positional_embeddings else None
@@ -315,7 +317,8 @@ def transformer_step_times(cfg: BasesConfig, batch: int = 8, repeats: int = 5) -
                        "encoder_hidden_states": torch.randn(batch, c.max_text_seq_length, c.text_embed_dim),
                        "timestep": torch.randint(0, 1000, (batch,)), "image_rotary_emb": rotary})
     f = FluxTransformer2DModel(**cfg.appearance_transformer)
-    tokens, text = (h // 2) * (w // 2), cfg.clip_max_length
+    scale = 2 ** (len(cfg.motion_vae["block_out_channels"]) - len(cfg.appearance_vae["block_out_channels"]))
+    tokens, text = (h * scale // 2) * (w * scale // 2), cfg.clip_max_length  # FLUX packs 2x2 latents a token
     appearance = timed(f, {"hidden_states": torch.randn(batch, tokens, f.config.in_channels),
                            "encoder_hidden_states": torch.randn(batch, text, f.config.joint_attention_dim),
                            "pooled_projections": torch.randn(batch, f.config.pooled_projection_dim),
