@@ -77,7 +77,8 @@ def load_transformer(model: ModelConfig, generate: GenerateConfig,
                                                f"config asks for {model.condition_names}")
         return transformer
     if model.pretrained:
-        base = os.path.join(_require_dir(model.pretrained, "pretrained CogVideoX"), "transformer")
+        base = _require_dir(os.path.join(_require_dir(model.pretrained, "pretrained CogVideoX"), "transformer"),
+                            "pretrained CogVideoX transformer")
     else:
         base = tiny_base_transformer(model.tiny, generate.num_frames, generate.height, generate.width)
         if dtype is not None:

@@ -21,10 +21,13 @@ mkdir -p "$logs"
 declare -A sets=([none]="[]" [depth]="[depth]" [seg_mask]="[seg_mask]" [hand_keypoints]="[hand_keypoints]"
                  [all]="[hand_keypoints,depth,seg_mask]")
 
-base() {  # base KIND: the toy pretrained folder of one stage, unless it is there (git holds all but its random
-  # transformer, which is seeded: a fresh clone rebuilds the folder, so the whole world is trained anew)
-  [ -f "assets/toy_world/$1_base/transformer/config.json" ] || \
+base() {  # base KIND: the toy pretrained folder of one stage, unless it is there; git holds all of it but the
+  # seeded random transformer, which a fresh clone writes again (the committed VAE and its latents stay valid)
+  if [ ! -f "assets/toy_world/$1_base/vae/config.json" ]; then
     python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml --only "$1"
+  elif [ ! -f "assets/toy_world/$1_base/transformer/config.json" ]; then
+    python -m sim2real.toy_world bases --config configs/toy_world/bases.yaml --only "$1" --transformers-only
+  fi
 }
 
 train_motion() {  # train_motion SET: one condition set of the ablation on its (hard-linked) latent store

@@ -220,11 +220,14 @@ def _text_components(cfg: BasesConfig):
 BASE_KINDS = ("motion", "appearance")
 
 
-def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BASE_KINDS) -> dict:
+def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BASE_KINDS,
+                transformers_only: bool = False) -> dict:
     """Write ``<out>/motion_base`` (CogVideoX-I2V layout) and/or ``<out>/appearance_base`` (FLUX layout), their
     VAEs trained on the world's ``train`` split (``train=False``: random VAEs). The text encoders are seeded, so
     the two folders hold the same T5 whether built together or by two processes (``kinds``) at once. Returns the
-    measured reconstruction PSNRs on the ``test`` split, random vs trained, merged into ``<out>/vae_report.json``."""
+    measured reconstruction PSNRs on the ``test`` split, random vs trained, merged into ``<out>/vae_report.json``.
+    ``transformers_only``: write just the seeded random transformers into existing folders (git does not hold
+    them); the VAEs, text encoders and report stay as they are."""
     from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
     from diffusers import CogVideoXDPMScheduler, CogVideoXTransformer3DModel, FluxTransformer2DModel
 
@@ -235,7 +238,7 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
     vaes = {}
     for kind, cls, kwargs, tcfg in (("motion", AutoencoderKLCogVideoX, cfg.motion_vae, cfg.motion_vae_train),
                                     ("appearance", AutoencoderKL, cfg.appearance_vae, cfg.appearance_vae_train)):
-        if kind not in kinds:
+        if kind not in kinds or transformers_only:
             continue
         image = kind == "appearance"
         torch.manual_seed(cfg.seed + 1)
@@ -259,20 +262,24 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
     folders = {}
     if "motion" in kinds:
         torch.manual_seed(cfg.seed + 2)
-        folders["motion_base"] = {
-            "transformer": CogVideoXTransformer3DModel(**cfg.motion_transformer), "vae": vaes["motion"],
-            "text_encoder": t5, "tokenizer": t5_tok, "scheduler": CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER)}
+        folders["motion_base"] = {"transformer": CogVideoXTransformer3DModel(**cfg.motion_transformer)}
+        if not transformers_only:
+            folders["motion_base"].update(vae=vaes["motion"], text_encoder=t5, tokenizer=t5_tok,
+                                          scheduler=CogVideoXDPMScheduler(**COGVIDEOX_SCHEDULER))
     if "appearance" in kinds:
         torch.manual_seed(cfg.seed + 3)
-        folders["appearance_base"] = {
-            "transformer": FluxTransformer2DModel(**cfg.appearance_transformer), "vae": vaes["appearance"],
-            "text_encoder": clip, "tokenizer": clip_tok, "text_encoder_2": t5, "tokenizer_2": t5_tok,
-            "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
-                                                         max_shift=1.15, base_image_seq_len=256,
-                                                         max_image_seq_len=4096)}
+        folders["appearance_base"] = {"transformer": FluxTransformer2DModel(**cfg.appearance_transformer)}
+        if not transformers_only:
+            folders["appearance_base"].update(
+                vae=vaes["appearance"], text_encoder=clip, tokenizer=clip_tok, text_encoder_2=t5, tokenizer_2=t5_tok,
+                scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                                                          max_shift=1.15, base_image_seq_len=256,
+                                                          max_image_seq_len=4096))
     for folder, parts in folders.items():
         for sub, part in parts.items():
             part.save_pretrained(os.path.join(cfg.out, folder, sub))
+    if transformers_only:
+        return report
     path = os.path.join(cfg.out, "vae_report.json")
     previous = {}
     if os.path.exists(path):
@@ -522,6 +529,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bases.add_argument("--random-vae", action="store_true", help="keep the VAEs random (no training)")
     bases.add_argument("--only", choices=BASE_KINDS, default=None,
                        help="build one stage's folder (two processes can build both at once)")
+    bases.add_argument("--transformers-only", action="store_true",
+                       help="write only the seeded random transformers (not in git) into the existing folders")
     bases.add_argument("-v", "--verbose", action="store_true")
     fd = sub.add_parser("finetune-decoder", help="train a saved toy VAE's decoder further (latents stay valid)")
     fd.add_argument("--config", default="configs/toy_world/bases.yaml")
@@ -608,9 +617,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "bases":
-        report = build_bases(load_config(BasesConfig, args.config, args.set), train=not args.random_vae,
-                             kinds=[args.only] if args.only else BASE_KINDS)
-        logger.info("VAE reconstruction PSNR (test split): %s", report)
+        cfg = load_config(BasesConfig, args.config, args.set)
+        kinds = [args.only] if args.only else BASE_KINDS
+        report = build_bases(cfg, train=not args.random_vae, kinds=kinds, transformers_only=args.transformers_only)
+        if args.transformers_only:
+            logger.info("wrote the seeded random transformers of %s under %s", ", ".join(kinds), cfg.out)
+        else:
+            logger.info("VAE reconstruction PSNR (test split): %s", report)
     elif args.command == "finetune-decoder":
         cfg = load_config(BasesConfig, args.config, args.set)
         path = os.path.join(cfg.out, "vae_report.json")

@@ -137,6 +137,28 @@ def test_bases_built_one_stage_at_a_time_share_the_text_encoder(tmp_path):
     assert set(report) == {"motion_random_psnr", "appearance_random_psnr"}
     assert 0 < report["motion_random_psnr"]["frame"] < 20  # a random VAE reconstructs nothing
 
+    # a fresh clone has no random transformers (not in git): --transformers-only writes the same seeded ones and
+    # leaves the VAE and the report alone; without them the motion loader names the missing folder
+    import shutil
+
+    from motion_gen.components import load_transformer
+    from motion_gen.config import load_motion_config
+
+    transformer = tmp_path / "bases" / "motion_base" / "transformer"
+    before = load_file(str(transformer / "diffusion_pytorch_model.safetensors"))
+    shutil.rmtree(transformer)
+    motion_cfg = load_motion_config(os.path.join(REPO, "configs/motion/toy_world.yaml"),
+                                    [f"model.pretrained={tmp_path / 'bases' / 'motion_base'}", "model.transformer=null"])
+    with pytest.raises(DataError, match="pretrained CogVideoX transformer folder does not exist"):
+        load_transformer(motion_cfg.model, motion_cfg.generate)
+    vae_file = tmp_path / "bases" / "motion_base" / "vae" / "diffusion_pytorch_model.safetensors"
+    stamps = os.path.getmtime(vae_file), os.path.getmtime(tmp_path / "bases" / "vae_report.json")
+    assert toy_training.main(["bases", "--config", os.path.join(REPO, "configs/toy_world/bases.yaml"), "--set",
+                              *overrides, "--only", "motion", "--transformers-only"]) == 0
+    after = load_file(str(transformer / "diffusion_pytorch_model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert (os.path.getmtime(vae_file), os.path.getmtime(tmp_path / "bases" / "vae_report.json")) == stamps
+
 
 def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
     """``pack`` (the committed assets) stores fp16 weights; a config asking for fp32 gets fp32 weights equal to
