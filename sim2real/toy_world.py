@@ -670,13 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"threads": torch.get_num_threads(), "batch": args.batch, "overrides": args.set,
                           **transformer_step_times(cfg, args.batch, args.repeats)}))
     elif args.command == "pack":
-        import shutil
-
         from data_tools.runtime.checkpoints import pack_folder
 
-        pack_folder(args.src, args.dst)
-        for name in args.drop:
-            shutil.rmtree(os.path.join(args.dst, name), ignore_errors=True)
+        pack_folder(args.src, args.dst, skip=args.drop)
     elif args.command == "vae-psnr":
         from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
 

@@ -170,7 +170,9 @@ def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
     torch.manual_seed(0)
     vae = AutoencoderKL(block_out_channels=[64], norm_num_groups=4, latent_channels=4)
     vae.save_pretrained(tmp_path / "fp32")
-    assert toy_training.main(["pack", str(tmp_path / "fp32"), str(tmp_path / "fp16")]) == 0
+    vae.save_pretrained(tmp_path / "fp32" / "extra")  # a subfolder --drop leaves out
+    assert toy_training.main(["pack", str(tmp_path / "fp32"), str(tmp_path / "fp16"), "--drop", "extra"]) == 0
+    assert sorted(os.listdir(tmp_path / "fp16")) == ["config.json", "diffusion_pytorch_model.safetensors"]
     size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))  # noqa: E731
     assert size(tmp_path / "fp16") < 0.52 * size(tmp_path / "fp32")
     loaded = AutoencoderKL.from_pretrained(tmp_path / "fp16", torch_dtype=torch.float32)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from typing import Sequence
 
 import torch
 
@@ -151,10 +152,10 @@ def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], so
     return model
 
 
-def pack_folder(src: str, dst: str, dtype: torch.dtype = torch.float16) -> str:
+def pack_folder(src: str, dst: str, dtype: torch.dtype = torch.float16, skip: Sequence[str] = ()) -> str:
     """Copy a saved model folder ``src`` to ``dst`` (atomically) with every floating tensor of its
     ``.safetensors`` files cast to ``dtype`` (half the bytes in fp16; loaders cast back with ``torch_dtype``).
-    Other files are copied unchanged."""
+    Other files are copied unchanged; ``skip`` names top-level subfolders of ``src`` to leave out."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -163,8 +164,14 @@ def pack_folder(src: str, dst: str, dtype: torch.dtype = torch.float16) -> str:
     dst = dst.rstrip("/")
     partial = dst + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(src, partial, ignore=shutil.ignore_patterns("*.safetensors"))
-    for root, _, files in os.walk(src):
+
+    def ignored(folder: str, names: list[str]) -> list[str]:
+        top = os.path.abspath(folder) == os.path.abspath(src)
+        return [n for n in names if n.endswith(".safetensors") or (top and n in skip)]
+
+    shutil.copytree(src, partial, ignore=ignored)
+    for root, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs if d not in ignored(root, dirs)]
         for name in files:
             if not name.endswith(".safetensors"):
                 continue
