@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from data_tools.io.atomic import write_json, write_text
 from data_tools.errors import DataError, require_file
-from data_tools.metrics.regions import (REGION_NAMES, PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
-                                        save_segmenter, segmentation_report, split_frames)
+from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
+                                        region_psnr, save_segmenter, segmentation_report, split_frames)
 from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
 
 logger = logging.getLogger(__name__)
@@ -154,17 +154,6 @@ def finetune_decoder(vae_dir: str, kind: str, dataset: str, cfg: VAETrainConfig)
 def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
     """Posterior-mean reconstruction of model-range frames (video ``(B,3,T,H,W)`` or images ``(B,3,H,W)``)."""
     return vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
-
-
-def region_psnr(generated: np.ndarray, reference: np.ndarray, regions: np.ndarray) -> dict[str, float]:
-    """PSNR (dB) of uint8 frames ``(..., H, W, 3)`` over the whole frame and over the pixels of each region
-    (``regions``: ``(..., H, W)`` ids of ``REGION_NAMES``), the squared error pooled over all frames."""
-    err = ((generated.astype(np.float64) - reference) ** 2).mean(-1)
-    out = {"frame": float(10 * np.log10(255.0 ** 2 / err.mean()))}
-    for rid, name in enumerate(REGION_NAMES):
-        if rid and (regions == rid).any():
-            out[name] = float(10 * np.log10(255.0 ** 2 / err[regions == rid].mean()))
-    return out
 
 
 @torch.no_grad()
@@ -457,15 +446,22 @@ def ablation_markdown(eval_dir: str) -> str:
                 r["conditions"] = json.load(f).get("generator_conditions", r.get("conditions", []))
     names = [c for c in CONDITION_NAMES if any(c in r.get("conditions", []) for r in rows)]
     fmt = lambda v, d: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"  # noqa: E731
-    header = ["Run", *names, "PSNR ↑", "SSIM ↑", "IoU hand ↑", "IoU object ↑", "IoU fg ↑", "N"]
+    header = ["Run", *names, "PSNR ↑", "PSNR 1+ ↑", "SSIM ↑", "IoU hand ↑", "IoU object ↑", "IoU fg ↑", "N"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     extra = [r for label, r in seg.items() if label not in {row["label"] for row in rows}]
     for r in rows + extra:
         iou_row = seg.get(r["label"], {})
         cells = [r["label"], *["✓" if c in r.get("conditions", []) else "" for c in names],
-                 fmt(r.get("psnr"), 2), fmt(r.get("ssim"), 3), fmt(iou_row.get("iou_hand"), 3),
-                 fmt(iou_row.get("iou_object"), 3), fmt(iou_row.get("iou_foreground"), 3), str(r.get("num_samples", ""))]
+                 *[fmt(r.get(k), 2) for k in ("psnr", "psnr_after_first")], fmt(r.get("ssim"), 3),
+                 *[fmt(iou_row.get(f"iou_{k}"), 3) for k in ("hand", "object", "foreground")],
+                 str(r.get("num_samples", ""))]
         lines.append("| " + " | ".join(cells) + " |")
+    regional = [r for r in seg.values() if "psnr_background" in r]
+    if regional:  # where the error is: the ground truth's regions, frames 1+
+        lines += ["", "PSNR (dB) by ground-truth region, frames 1+:", "",
+                  "| Run | background ↑ | hand ↑ | object ↑ |", "|---|---|---|---|"]
+        lines += [f"| {r['label']} | " + " | ".join(fmt(r.get(f"psnr_{k}"), 2) for k in ("background", "hand", "object"))
+                  + " |" for r in regional]
     return "\n".join(lines) + "\n"
 
 

@@ -119,6 +119,7 @@ def test_metric_values_match_direct_computation(setup):
     from data_tools.metrics.image_metrics import psnr, ssim
     g, r = read_video(gen), read_video(ref)
     assert row["psnr"] == pytest.approx(float(np.mean(psnr(g, r))))
+    assert row["psnr_after_first"] == pytest.approx(float(np.mean(psnr(g[1:], r[1:]))))
     assert row["ssim"] == pytest.approx(float(np.mean(ssim(g, r))))
     assert "fvd" not in row and "lpips" not in row
 

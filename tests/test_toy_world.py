@@ -16,7 +16,7 @@ from data_tools.errors import DataError
 from data_tools.io.filelists import read_filelist
 from data_tools.runtime.latent_store import LatentDataset, LatentStoreWriter
 from data_tools.pose.render import RenderConfig, render_trajectory
-from data_tools.maps.segmentation import HAND_CLASS, colorize_classes, colorize_dexycb_labels
+from data_tools.maps.segmentation import BACKGROUND_CLASS, HAND_CLASS, colorize_classes, colorize_dexycb_labels
 from data_tools.io.video_io import read_video
 
 SMALL = tw.ToyWorldConfig(height=48, width=72, num_frames=5, shadow_size=64)
@@ -276,12 +276,44 @@ def test_region_psnr_hand_computed():
     ref = np.zeros((1, 2, 2, 3), np.uint8)
     gen = ref.copy()
     gen[0, 0, 0] = 10            # hand pixel: squared error 100 on every channel
+    gen[0, 0, 1] = 2             # background pixel: 4
     gen[0, 1, 1] = 1             # object pixel: 1
     regions_ = np.array([[[1, 0], [2, 2]]])
-    out = toy_training.region_psnr(gen, ref, regions_)
+    out = regions.region_psnr(gen, ref, regions_)
     assert out["hand"] == pytest.approx(10 * np.log10(255 ** 2 / 100))
+    assert out["background"] == pytest.approx(10 * np.log10(255 ** 2 / 4))
     assert out["object"] == pytest.approx(10 * np.log10(255 ** 2 / 0.5))
-    assert out["frame"] == pytest.approx(10 * np.log10(255 ** 2 / (101 / 4)))
+    assert out["frame"] == pytest.approx(10 * np.log10(255 ** 2 / (105 / 4)))
+    assert set(regions.region_psnr(gen, ref, np.ones_like(regions_))) == {"frame", "hand"}  # regions present only
+
+
+def test_segmentation_report_scores_regions_after_the_first_frame(tmp_path):
+    """Region PSNR of an evaluation run equals a direct computation on frames 1+ (frame 0 is the given image)."""
+    from data_tools.io.atomic import write_json
+    from data_tools.io.video_io import write_video
+
+    rng = np.random.default_rng(0)
+    classes = np.full((4, 32, 48), BACKGROUND_CLASS, np.int64)
+    classes[:, 8:20, 10:22] = HAND_CLASS
+    classes[:, 4:28, 30:44] = regions.OBJECT_CLASSES[0]
+    clip = tmp_path / "clip"
+    write_video(clip / "seg_mask.mp4", colorize_classes(classes))
+    real = rng.integers(40, 200, (4, 32, 48, 3)).astype(np.uint8)
+    write_video(clip / "video.mp4", real)
+    fake = np.clip(real.astype(int) + rng.integers(-30, 30, real.shape), 0, 255).astype(np.uint8)
+    fake[0] = 0                                                # a ruined frame 0 must not count
+    run = tmp_path / "run"
+    write_video(run / "videos" / "00000.mp4", fake)
+    write_json(run / "run.json", {"label": "noisy", "conditions": []})
+    write_json(run / "videos" / "00000.json", {"generated": "videos/00000.mp4", "reference": str(clip / "video.mp4"),
+                                               "clip_dir": str(clip)})
+    row = regions.segmentation_report([str(run)], regions.PixelSegmenter().eval())[0]
+    gen, ref = read_video(run / "videos" / "00000.mp4")[1:], read_video(clip / "video.mp4")[1:]
+    labels = regions.region_labels(read_video(clip / "seg_mask.mp4"))[1:]
+    err = ((gen.astype(float) - ref) ** 2).mean(-1)
+    for rid, name in enumerate(regions.REGION_NAMES):
+        assert row[f"psnr_{name}"] == pytest.approx(10 * np.log10(255 ** 2 / err[labels == rid].mean()))
+    assert 15 < row["psnr_hand"] < 30 and np.isfinite(row["iou_hand"])
 
 
 DEMO_ARGS = ["--config", "configs/sim2real/toy_world.yaml", "--frames", "17", "--height", "96", "--width", "144",
@@ -312,3 +344,22 @@ def test_demo_iou_of_the_committed_models(tmp_path, monkeypatch, capsys):
     from data_tools.io.cli import run_cli
 
     assert run_cli(toy_training.main, ["demo-iou", str(tmp_path / "sim")]) == 2  # no sim2real output there
+
+
+def test_ablation_table_reads_both_reports(tmp_path):
+    from data_tools.io.atomic import write_json
+
+    write_json(tmp_path / "results.json", {"runs": [
+        {"label": "none", "conditions": [], "psnr": 20.7, "psnr_after_first": 19.9, "ssim": 0.61, "num_samples": 24},
+        {"label": "all", "conditions": ["hand_keypoints", "depth", "seg_mask"], "psnr": 20.31,
+         "psnr_after_first": 19.46, "ssim": 0.52, "num_samples": 24}]})
+    write_json(tmp_path / "seg_iou.json", [
+        {"label": "all", "iou_hand": 0.455, "iou_object": 0.55, "iou_foreground": 0.58, "psnr_background": 22.48,
+         "psnr_hand": 12.49, "psnr_object": 14.63},
+        {"label": "ground truth (segmenter check)", "iou_hand": 0.731, "iou_object": 0.718, "iou_foreground": 0.815}])
+    lines = toy_training.ablation_markdown(str(tmp_path)).splitlines()
+    assert lines[0].startswith("| Run | hand_keypoints | depth | seg_mask | PSNR ↑ | PSNR 1+ ↑ |")
+    assert lines[2] == "| none |  |  |  | 20.70 | 19.90 | 0.610 | – | – | – | 24 |"
+    assert lines[3] == "| all | ✓ | ✓ | ✓ | 20.31 | 19.46 | 0.520 | 0.455 | 0.550 | 0.580 | 24 |"
+    assert lines[4].startswith("| ground truth (segmenter check) |  |  |  | – | – | – | 0.731 |")
+    assert lines[-1] == "| all | 22.48 | 12.49 | 14.63 |"   # by region, frames 1+; rows without it are left out

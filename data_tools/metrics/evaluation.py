@@ -209,7 +209,10 @@ class Evaluator:
         out: dict = {"name": record.get("name", os.path.basename(gen_path)), "generated": gen_path}
         if reference is not None:
             if "psnr" in self.metrics:
-                out["psnr"] = float(np.mean(psnr(generated, reference)))
+                frames = psnr(generated, reference)
+                out["psnr"] = float(np.mean(frames))
+                if t > 1:  # an image-to-video model is given frame 0: the frames it predicts, alone
+                    out["psnr_after_first"] = float(np.mean(frames[1:]))
             if "ssim" in self.metrics:
                 out["ssim"] = float(np.mean(ssim(generated, reference)))
             if self.lpips is not None:
@@ -292,7 +295,7 @@ def _joints_to_generated_frame(kp: HandKeypoints, reference_path: str | None, sh
 
 # ---------------------------------------------------------------------------------------------- results table
 _COLUMNS = [  # (key, header, higher is better, decimals)
-    ("fvd", "FVD", False, 2), ("psnr", "PSNR", True, 2), ("ssim", "SSIM", True, 4), ("lpips", "LPIPS", False, 4),
+    ("fvd", "FVD", False, 2), ("psnr", "PSNR", True, 2), ("psnr_after_first", "PSNR 1+", True, 2), ("ssim", "SSIM", True, 4), ("lpips", "LPIPS", False, 4),
     ("detection_rate", "Hand found", True, 3), ("mpjpe_2d_px", "MPJPE-2D (px)", False, 2),
     ("mpjpe_3d_mm", "MPJPE-3D (mm)", False, 2), ("pa_mpjpe_3d_mm", "PA-MPJPE (mm)", False, 2),
 ]

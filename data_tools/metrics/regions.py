@@ -34,6 +34,18 @@ def region_labels(seg_rgb: np.ndarray) -> np.ndarray:
     return np.where(classes == HAND_CLASS, 1, np.where(classes == BACKGROUND_CLASS, 0, 2)).astype(np.int64)
 
 
+def region_psnr(generated: np.ndarray, reference: np.ndarray, regions: np.ndarray) -> dict[str, float]:
+    """PSNR (dB) of uint8 frames ``(..., H, W, 3)`` over the whole frame and over the pixels of each region present
+    (``regions``: ``(..., H, W)`` ids of ``REGION_NAMES``), the squared error pooled over all frames."""
+    err = ((generated.astype(np.float64) - reference) ** 2).mean(-1)
+    with np.errstate(divide="ignore"):  # identical pixels: inf dB
+        out = {"frame": float(10 * np.log10(255.0 ** 2 / err.mean()))}
+        for rid, name in enumerate(REGION_NAMES):
+            if (regions == rid).any():
+                out[name] = float(10 * np.log10(255.0 ** 2 / err[regions == rid].mean()))
+    return out
+
+
 class PixelSegmenter(torch.nn.Module):
     """Per-pixel background / hand / object classifier: 3x3 convolutions with growing dilation (1, 2, 4, 8, 1:
     a 33x33 pixel context, enough to tell a skin-coloured hand from the wooden table by its shape)."""
@@ -121,7 +133,9 @@ def load_segmenter(path: str) -> PixelSegmenter:
 
 def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: str | None = None) -> list[dict]:
     """Mask IoU of generated vs conditioning regions per run folder of ``motion_gen.evaluate`` (per-sample IoU,
-    averaged); also the segmenter on the reference videos (its own accuracy). Writes ``<output>`` (json)."""
+    averaged); also the segmenter on the reference videos (its own accuracy). Where the reference video is known,
+    also the PSNR of each ground-truth region over frames 1+ (``psnr_background`` / ``_hand`` / ``_object``: the
+    frames an image-to-video model predicts). Writes ``<output>`` (json)."""
     from data_tools.metrics.evaluation import load_run
     from data_tools.io.video_io import read_video
 
@@ -132,16 +146,21 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
         for record in tqdm(run.records, desc=f"seg IoU [{run.label}]"):
             generated = read_video(run.path(record, "generated"))
             t, h, w = generated.shape[:3]
-            seg = read_video(os.path.join(run.path(record, "clip_dir"), "seg_mask.mp4"), t, (h, w),
-                             record.get("resize_mode", "crop"), "nearest")
+            mode = record.get("resize_mode", "crop")
+            seg = read_video(os.path.join(run.path(record, "clip_dir"), "seg_mask.mp4"), t, (h, w), mode, "nearest")
             target = region_labels(seg)
             per.append(region_iou(net.predict(generated), target))
-            key = record.get("reference")
-            if key and key not in reference_done:
-                real = read_video(key, t, (h, w), record.get("resize_mode", "crop"), "area")
-                reference_done[key] = region_iou(net.predict(real), target)
+            ref_path = run.path(record, "reference")
+            if ref_path:
+                real = read_video(ref_path, t, (h, w), mode, "area")
+                if t > 1:
+                    per[-1].update({f"psnr_{k}": v for k, v in
+                                    region_psnr(generated[1:], real[1:], target[1:]).items() if k != "frame"})
+                if ref_path not in reference_done:
+                    reference_done[ref_path] = region_iou(net.predict(real), target)
         row = {"label": run.label, "conditions": run.conditions, "num_samples": len(per)}
-        row.update({k: float(np.nanmean([p[k] for p in per])) for k in per[0]})
+        keys = dict.fromkeys(k for p in per for k in p)
+        row.update({k: float(np.nanmean([p.get(k, np.nan) for p in per])) for k in keys})
         rows.append(row)
     if reference_done:
         values = list(reference_done.values())
