@@ -429,7 +429,8 @@ def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, f
 
 
 def ablation_markdown(eval_dir: str) -> str:
-    """One table from ``results.json`` (PSNR / SSIM) and ``seg_iou.json`` (mask IoU) of an evaluation folder."""
+    """The ablation table of an evaluation folder: ``results.json`` (PSNR / SSIM) with ``seg_iou.json`` (mask IoU),
+    then, where ``seg_iou.json`` has them, the PSNR of each ground-truth region over frames 1+."""
     from data_tools.maps.bundle import CONDITION_NAMES
 
     with open(os.path.join(eval_dir, "results.json"), encoding="utf-8") as f:
@@ -456,9 +457,9 @@ def ablation_markdown(eval_dir: str) -> str:
                  *[fmt(iou_row.get(f"iou_{k}"), 3) for k in ("hand", "object", "foreground")],
                  str(r.get("num_samples", ""))]
         lines.append("| " + " | ".join(cells) + " |")
-    regional = [r for r in seg.values() if "psnr_background" in r]
+    regional = [r for r in seg.values() if any(k.startswith("psnr_") for k in r)]
     if regional:  # where the error is: the ground truth's regions, frames 1+
-        lines += ["", "PSNR (dB) by ground-truth region, frames 1+:", "",
+        lines += ["", "PSNR (dB) by ground-truth region, frames 1+ (error pooled over a clip's frames):", "",
                   "| Run | background ↑ | hand ↑ | object ↑ |", "|---|---|---|---|"]
         lines += [f"| {r['label']} | " + " | ".join(fmt(r.get(f"psnr_{k}"), 2) for k in ("background", "hand", "object"))
                   + " |" for r in regional]

@@ -313,7 +313,7 @@ def test_segmentation_report_scores_regions_after_the_first_frame(tmp_path):
     err = ((gen.astype(float) - ref) ** 2).mean(-1)
     for rid, name in enumerate(regions.REGION_NAMES):
         assert row[f"psnr_{name}"] == pytest.approx(10 * np.log10(255 ** 2 / err[labels == rid].mean()))
-    assert 15 < row["psnr_hand"] < 30 and np.isfinite(row["iou_hand"])
+    assert 15 < row["psnr_hand"] < 30   # noise of +-30: about 23 dB, far from frame 0's black
 
 
 DEMO_ARGS = ["--config", "configs/sim2real/toy_world.yaml", "--frames", "17", "--height", "96", "--width", "144",

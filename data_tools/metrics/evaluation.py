@@ -295,7 +295,8 @@ def _joints_to_generated_frame(kp: HandKeypoints, reference_path: str | None, sh
 
 # ---------------------------------------------------------------------------------------------- results table
 _COLUMNS = [  # (key, header, higher is better, decimals)
-    ("fvd", "FVD", False, 2), ("psnr", "PSNR", True, 2), ("psnr_after_first", "PSNR 1+", True, 2), ("ssim", "SSIM", True, 4), ("lpips", "LPIPS", False, 4),
+    ("fvd", "FVD", False, 2), ("psnr", "PSNR", True, 2), ("psnr_after_first", "PSNR 1+", True, 2),
+    ("ssim", "SSIM", True, 4), ("lpips", "LPIPS", False, 4),
     ("detection_rate", "Hand found", True, 3), ("mpjpe_2d_px", "MPJPE-2D (px)", False, 2),
     ("mpjpe_3d_mm", "MPJPE-3D (mm)", False, 2), ("pa_mpjpe_3d_mm", "PA-MPJPE (mm)", False, 2),
 ]

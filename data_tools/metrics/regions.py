@@ -133,9 +133,10 @@ def load_segmenter(path: str) -> PixelSegmenter:
 
 def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: str | None = None) -> list[dict]:
     """Mask IoU of generated vs conditioning regions per run folder of ``motion_gen.evaluate`` (per-sample IoU,
-    averaged); also the segmenter on the reference videos (its own accuracy). Where the reference video is known,
-    also the PSNR of each ground-truth region over frames 1+ (``psnr_background`` / ``_hand`` / ``_object``: the
-    frames an image-to-video model predicts). Writes ``<output>`` (json)."""
+    averaged); also the segmenter on the reference videos (its own accuracy). For videos of 2+ frames with a known
+    reference, also the PSNR of each ground-truth region over frames 1+ (``psnr_background`` / ``_hand`` /
+    ``_object``: the frames an image-to-video model predicts; squared error pooled over a sample's frames, dB
+    averaged over the samples showing the region). Writes ``<output>`` (json)."""
     from data_tools.metrics.evaluation import load_run
     from data_tools.io.video_io import read_video
 
@@ -151,7 +152,7 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
             target = region_labels(seg)
             per.append(region_iou(net.predict(generated), target))
             ref_path = run.path(record, "reference")
-            if ref_path:
+            if ref_path and (t > 1 or ref_path not in reference_done):
                 real = read_video(ref_path, t, (h, w), mode, "area")
                 if t > 1:
                     per[-1].update({f"psnr_{k}": v for k, v in
