@@ -152,7 +152,7 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
             target = region_labels(seg)
             per.append(region_iou(net.predict(generated), target))
             ref_path = run.path(record, "reference")
-            if ref_path and (t > 1 or ref_path not in reference_done):
+            if ref_path:
                 real = read_video(ref_path, t, (h, w), mode, "area")
                 if t > 1:
                     per[-1].update({f"psnr_{k}": v for k, v in
