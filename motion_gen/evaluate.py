@@ -67,6 +67,8 @@ class RunConfig:
 class EvalConfig:
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
     runs: list[RunConfig] = dataclasses.field(default_factory=lambda: [RunConfig()])
+    run_overrides: list[str] = dataclasses.field(default_factory=list)  # after every run's own, e.g. a sampler:
+    # --set "run_overrides=[generate.scheduler=ddim]" --set output=outputs/eval_ddim
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     output: str = "outputs/eval"
     fps: float = 15
@@ -74,11 +76,12 @@ class EvalConfig:
     title: str = "Evaluation"
 
 
-def load_generator(run: RunConfig, device: str | None):
-    """Import ``run.generator`` ("module:Class") and ``load`` it from ``run.config``."""
+def load_generator(run: RunConfig, device: str | None, extra_overrides: Sequence[str] = ()):
+    """Import ``run.generator`` ("module:Class") and ``load`` it from ``run.config`` with the run's overrides,
+    then ``extra_overrides`` (the evaluation's ``run_overrides``)."""
     module, _, name = run.generator.partition(":")
     cls = getattr(importlib.import_module(module), name)
-    return cls.load(run.config, list(run.overrides), device=device)
+    return cls.load(run.config, list(run.overrides) + list(extra_overrides), device=device)
 
 
 def run_conditions(run: RunConfig, generator) -> list[str]:
@@ -150,7 +153,7 @@ def _fill_missing(bundle: ConditionBundle, needed: Sequence[str]) -> ConditionBu
 
 def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0, 1), generator=None) -> str:
     """Generate the shard's missing samples of one run; returns the run folder."""
-    generator = generator if generator is not None else load_generator(run, config.device)
+    generator = generator if generator is not None else load_generator(run, config.device, config.run_overrides)
     conditions = run_conditions(run, generator)
     label = run_label(run, conditions)
     num_frames = config.dataset.num_frames or generator.num_frames
@@ -160,7 +163,7 @@ def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0
     os.makedirs(os.path.join(run_dir, "videos"), exist_ok=True)
     write_json(os.path.join(run_dir, "run.json"), {
         "label": label, "conditions": conditions, "generator_conditions": list(generator.condition_names),
-        "run": to_dict(run), "dataset": to_dict(config.dataset), "num_frames": num_frames, "size": list(size),
+        "run": to_dict(run), "run_overrides": list(config.run_overrides), "dataset": to_dict(config.dataset), "num_frames": num_frames, "size": list(size),
         "num_samples": len(source)})
     todo = [i for i in range(shard[0], len(source), shard[1])
             if not os.path.isfile(os.path.join(run_dir, "videos", f"{i:05d}.json"))]

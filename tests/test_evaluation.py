@@ -190,6 +190,31 @@ def test_cli_with_the_tiny_motion_generator(setup):
     assert read_video(out / row["label"] / "videos" / "00000.mp4").shape == (T, H, W, 3)
 
 
+class OverrideRecorder(FakeGenerator):
+    """Records the overrides each ``load`` receives."""
+
+    loaded: list = []
+
+    @classmethod
+    def load(cls, config, overrides, device=None):
+        cls.loaded.append(list(overrides))
+        return cls()
+
+
+def test_run_overrides_follow_each_runs_own(setup):
+    """``run_overrides`` (e.g. another sampler for every row) reach each run's generator after its own overrides,
+    and run.json records them."""
+    tmp, _, overrides = setup
+    runs = (f"runs=[{{config: a.yaml, overrides: [x=1], label: a, generator: {__name__}:OverrideRecorder}}, "
+            f"{{config: b.yaml, label: b, generator: {__name__}:OverrideRecorder}}]")
+    cfg = load_config(EvalConfig, CONFIG, overrides + [f"output={tmp / 'ovr'}", "dataset.limit=1", runs,
+                                                       "run_overrides=[generate.scheduler=ddim]"])
+    for run in cfg.runs:
+        generate_run(cfg, run)
+    assert OverrideRecorder.loaded[-2:] == [["x=1", "generate.scheduler=ddim"], ["generate.scheduler=ddim"]]
+    assert json.load(open(tmp / "ovr" / "a" / "run.json"))["run_overrides"] == ["generate.scheduler=ddim"]
+
+
 def test_sim_folders_generation(setup, tmp_path):
     """dataset.kind=sim: conditions from rendered_{map}_{i}.png folders, the chosen first frame from a filelist."""
     from data_tools.maps.bundle import ConditionBundle

@@ -127,6 +127,29 @@ def test_save_load_round_trip_and_base_folder(tmp_path):
         assert torch.equal(model(conditions=conds, **kwargs).sample, loaded(conditions=conds, **kwargs).sample)
 
 
+def test_to_base_exports_trained_base_weights(tmp_path):
+    """A model trained without conditions is exported as a plain diffusers transformer: same config (branch keys
+    dropped), same weights, same output; a branch built on the export starts from those weights."""
+    torch.manual_seed(0)
+    model = CogVideoXConditionTransformer.from_base(_base(), [], num_condition_blocks=2).eval()
+    with torch.no_grad():  # stands in for training: every base weight moves
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    base = model.to_base().eval()
+    assert type(base) is CogVideoXTransformer3DModel and "condition_names" not in base.config
+    kwargs, _ = _inputs(model, names=[])
+    with torch.no_grad():
+        assert torch.equal(base(**kwargs).sample, model(conditions={}, **kwargs).sample)
+    base.save_pretrained(tmp_path / "transformer")
+    again = CogVideoXConditionTransformer.from_base(tmp_path, ["depth"], num_condition_blocks=2).eval()
+    with torch.no_grad():
+        assert torch.equal(again.transformer_blocks[1].ff.net[0].proj.weight, model.transformer_blocks[1].ff.net[0].proj.weight)
+        assert torch.equal(again.condition_blocks[0].attn1.to_q.weight, model.transformer_blocks[0].attn1.to_q.weight)
+    with torch.no_grad():  # the export is a copy: changing it leaves the trained model alone
+        next(base.parameters()).add_(1.0)
+    assert not torch.equal(next(base.parameters()), next(model.parameters()))
+
+
 def test_rotary_helper_matches_pipeline():
     from diffusers import CogVideoXImageToVideoPipeline
 
