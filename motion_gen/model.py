@@ -138,13 +138,16 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
         return model
 
     def to_base(self) -> CogVideoXTransformer3DModel:
-        """The base part (branch dropped) as a plain ``CogVideoXTransformer3DModel`` holding copies of its weights:
-        e.g. a model trained without conditions, saved as the "pretrained" transformer other sets start from."""
+        """The base part (branch dropped) as a plain ``CogVideoXTransformer3DModel`` holding copies of its weights,
+        on this model's device and dtype: e.g. a model trained without conditions, saved as the "pretrained"
+        transformer other sets start from."""
         names = set(self.config) - {"condition_names", "num_condition_blocks", "replace_condition_stream"}
-        base = CogVideoXTransformer3DModel.from_config({k: self.config[k] for k in names if not k.startswith("_")})
-        state = {k: v.detach().clone() for k, v in self.state_dict().items() if not k.startswith(BRANCH_PREFIXES)}
-        base.load_state_dict(state, strict=True)
-        return base.to(dtype=next(self.parameters()).dtype)
+        param = next(self.parameters())
+        with torch.device(param.device):
+            base = CogVideoXTransformer3DModel.from_config({k: self.config[k] for k in names if not k.startswith("_")})
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(BRANCH_PREFIXES)}
+        base.to(dtype=param.dtype).load_state_dict(state, strict=True)  # copies into the new parameters
+        return base
 
     def _materialise_branch_linears(self, device, dtype) -> None:
         linears = ([self.condition_embed] if self.condition_embed is not None else []) + list(self.condition_projections)

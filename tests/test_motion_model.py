@@ -140,6 +140,11 @@ def test_to_base_exports_trained_base_weights(tmp_path):
     kwargs, _ = _inputs(model, names=[])
     with torch.no_grad():
         assert torch.equal(base(**kwargs).sample, model(conditions={}, **kwargs).sample)
+    # a model with a branch exports its base part alone, in its dtype
+    branched = CogVideoXConditionTransformer.from_base(base, ["depth"], num_condition_blocks=2).to(torch.float16)
+    exported = branched.to_base()
+    assert exported.dtype == torch.float16 and not any(k.startswith("condition") for k in exported.state_dict())
+    assert torch.equal(exported.transformer_blocks[0].attn1.to_q.weight, branched.transformer_blocks[0].attn1.to_q.weight)
     base.save_pretrained(tmp_path / "transformer")
     again = CogVideoXConditionTransformer.from_base(tmp_path, ["depth"], num_condition_blocks=2).eval()
     with torch.no_grad():
