@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import gc
 import importlib
+import json
 import logging
 import os
 from typing import Sequence
@@ -151,6 +152,20 @@ def _fill_missing(bundle: ConditionBundle, needed: Sequence[str]) -> ConditionBu
     return dataclasses.replace(bundle, conditions=conditions)
 
 
+def check_same_run(path: str, record: dict) -> None:
+    """Resuming a run folder is only right for the same generator settings (run entry, ``run_overrides``, frames,
+    size): otherwise its finished samples would be kept under the new settings' name."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+    old.setdefault("run_overrides", [])  # folders written before the key existed
+    changed = [k for k in ("run", "run_overrides", "num_frames", "size") if old.get(k) != record[k]]
+    if changed:
+        raise DataError(path, f"holds samples generated with other settings ({', '.join(changed)}); "
+                              "choose another output or remove the folder")
+
+
 def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0, 1), generator=None) -> str:
     """Generate the shard's missing samples of one run; returns the run folder."""
     generator = generator if generator is not None else load_generator(run, config.device, config.run_overrides)
@@ -160,11 +175,12 @@ def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0
     size = tuple(config.dataset.size) if config.dataset.size else (generator.height, generator.width)
     source = SampleSource(config.dataset, conditions, num_frames, size)
     run_dir = os.path.join(config.output, label)
+    record = {"label": label, "conditions": conditions, "generator_conditions": list(generator.condition_names),
+              "run": to_dict(run), "run_overrides": list(config.run_overrides), "dataset": to_dict(config.dataset),
+              "num_frames": num_frames, "size": list(size), "num_samples": len(source)}
+    check_same_run(os.path.join(run_dir, "run.json"), record)
     os.makedirs(os.path.join(run_dir, "videos"), exist_ok=True)
-    write_json(os.path.join(run_dir, "run.json"), {
-        "label": label, "conditions": conditions, "generator_conditions": list(generator.condition_names),
-        "run": to_dict(run), "run_overrides": list(config.run_overrides), "dataset": to_dict(config.dataset), "num_frames": num_frames, "size": list(size),
-        "num_samples": len(source)})
+    write_json(os.path.join(run_dir, "run.json"), record)
     todo = [i for i in range(shard[0], len(source), shard[1])
             if not os.path.isfile(os.path.join(run_dir, "videos", f"{i:05d}.json"))]
     logger.info("[%s] shard %d/%d: %d of %d samples left to generate", label, shard[0], shard[1], len(todo),

@@ -213,6 +213,12 @@ def test_run_overrides_follow_each_runs_own(setup):
         generate_run(cfg, run)
     assert OverrideRecorder.loaded[-2:] == [["x=1", "generate.scheduler=ddim"], ["generate.scheduler=ddim"]]
     assert json.load(open(tmp / "ovr" / "a" / "run.json"))["run_overrides"] == ["generate.scheduler=ddim"]
+    # the same folder resumes with the same settings, and refuses other ones instead of keeping their samples
+    generate_run(cfg, cfg.runs[0])
+    other = load_config(EvalConfig, CONFIG, overrides + [f"output={tmp / 'ovr'}", "dataset.limit=1", runs])
+    with pytest.raises(DataError, match="other settings \\(run_overrides\\)"):
+        generate_run(other, other.runs[0])
+    assert json.load(open(tmp / "ovr" / "a" / "run.json"))["run_overrides"] == ["generate.scheduler=ddim"]
 
 
 def test_sim_folders_generation(setup, tmp_path):
