@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from typing import Sequence
 
 import numpy as np
@@ -275,6 +276,8 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
         with open(path, encoding="utf-8") as f:
             previous = {k: v for k, v in json.load(f).items() if not k.startswith(tuple(kinds))}
     write_json(path, {**previous, **report})
+    if "motion" in kinds:  # a decoder fine-tune's checkpoints belong to the VAE it started from: never resume them
+        shutil.rmtree(cfg.decoder_finetune.loop.output_dir, ignore_errors=True)
     return report
 
 
@@ -348,8 +351,6 @@ def subset_latents(source: str, dest: str, condition_names: Sequence[str]) -> st
 def joint_base(init_base: str, base_out: str) -> str:
     """A FLUX base folder ``base_out`` whose components are relative symlinks to ``init_base``'s, except a copy of
     its transformer (which the joint training replaces)."""
-    import shutil
-
     os.makedirs(base_out, exist_ok=True)
     for name in sorted(os.listdir(init_base)):
         target = os.path.join(base_out, name)
@@ -399,8 +400,6 @@ def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_ou
     summary = Trainer(JointSpec(cfg, validation_bundles(cfg)), frame_dataset(cfg, cfg.data.split), cfg.train.loop,
                       cfg.train.optim, {"appearance": to_dict(cfg), "joint_base_training": True}).train()
     if base_out:
-        import shutil
-
         target = os.path.join(base_out, "transformer")
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(os.path.join(summary["final_dir"], "transformer"), target)

@@ -121,11 +121,14 @@ def test_bases_built_one_stage_at_a_time_share_the_text_encoder(tmp_path):
     tw.generate(raw, 6, 1, SMALL, seed=2)
     convert_dexycb(raw, data, num_frames=5)
     overrides = [f"dataset={data}", f"out={tmp_path / 'bases'}", "motion_vae_train.num_frames=5",
-                 "appearance_vae_train.num_frames=5"]
+                 "appearance_vae_train.num_frames=5", f"decoder_finetune.loop.output_dir={tmp_path / 'decoder'}"]
     cfg = load_config(toy_training.BasesConfig, os.path.join(REPO, "configs/toy_world/bases.yaml"), overrides)
+    stale = tmp_path / "decoder" / "checkpoints" / "checkpoint-3000"  # a decoder fine-tune of an older VAE
+    stale.mkdir(parents=True)
     toy_training.build_bases(cfg, train=False, kinds=["appearance"])
-    assert not os.path.exists(tmp_path / "bases" / "motion_base")
+    assert not os.path.exists(tmp_path / "bases" / "motion_base") and stale.is_dir()
     toy_training.build_bases(cfg, train=False, kinds=["motion"])
+    assert not (tmp_path / "decoder").exists()  # a new motion VAE: the fine-tune must start over, not resume
     from safetensors.torch import load_file
 
     weights = [load_file(str(tmp_path / "bases" / folder / sub / "model.safetensors"))
