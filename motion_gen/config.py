@@ -62,6 +62,9 @@ class GenerateConfig:
     use_dynamic_cfg: bool = False
     scheduler: str = "dpm"  # dpm | ddim
     negative_prompt: str = ""
+    # what guidance_scale > 1 contrasts: "text" (the reference: negative prompt, conditions in both halves) or
+    # "conditions" (same prompt, zero condition inputs in the unconditional half; needs train.condition_dropout)
+    guidance_on: str = "text"
     fps: int = 15
     resize_mode: str = "crop"
     vae_slicing: bool = True
@@ -91,6 +94,9 @@ class TrainConfig:
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
     optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     noised_image_dropout: float = 0.05
+    # per sample, every condition input is zeroed with this probability (the "no condition" input that
+    # generate.condition_guidance contrasts with; 0: off, as the reference trains)
+    condition_dropout: float = 0.0
     train_base: bool = False
     gradient_checkpointing: bool = True
     validation_sample: str | None = None  # a condition video folder (ConditionBundle.from_video_folder) with a first frame

@@ -61,7 +61,8 @@ def encode_prompts(cfg: MotionConfig, prompt: str, device: str, transformer) -> 
     pipe = CogVideoXConditionPipeline(tokenizer=tokenizer, text_encoder=encoder.to(device), vae=None,
                                       transformer=transformer, scheduler=build_scheduler("dpm", cfg.model.pretrained))
     embeds, negative = pipe.encode_prompt(prompt or "", cfg.generate.negative_prompt or None,
-                                          do_classifier_free_guidance=cfg.generate.guidance_scale > 1,
+                                          do_classifier_free_guidance=(cfg.generate.guidance_scale > 1
+                                                                       and cfg.generate.guidance_on == "text"),
                                           max_sequence_length=transformer.config.max_text_seq_length, device=device)
     del pipe, encoder
     free_memory()
@@ -156,6 +157,7 @@ class MotionGenerator:
             num_inference_steps=num_inference_steps or gen.num_inference_steps,
             guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
             fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
+            guidance_on=gen.guidance_on,
             output_type="np",
             resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
         ).frames[0]

@@ -88,20 +88,47 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
         return torch.zeros(1, frames, 2 * self.vae.config.latent_channels, height // self.vae_scale_factor_spatial,
                            width // self.vae_scale_factor_spatial, dtype=self.vae.dtype)
 
+    @staticmethod
+    def condition_guidance(latents: dict[str, torch.Tensor], prompt, kwargs: dict) -> tuple[dict, dict]:
+        """Classifier-free guidance on the conditions instead of the text: the unconditional half of the batch keeps
+        the prompt and gets all-zero condition inputs (what ``train.condition_dropout`` trains), so
+        ``guidance_scale`` w gives ``uncond + w * (cond - uncond)`` with uncond = "no conditions"."""
+        kwargs = dict(kwargs)
+        if kwargs.get("guidance_scale", 6.0) <= 1 or not latents:
+            return latents, kwargs  # nothing to contrast: no guidance pass
+        if kwargs.get("negative_prompt") or kwargs.get("negative_prompt_embeds") is not None:
+            raise DataError(None, "guidance on the conditions uses the prompt for both halves: "
+                                  "leave negative_prompt empty")
+        if kwargs.get("prompt_embeds") is not None:
+            kwargs["negative_prompt_embeds"] = kwargs["prompt_embeds"]
+        else:
+            kwargs["negative_prompt"] = prompt
+        per_prompt = kwargs.get("num_videos_per_prompt", 1)
+        # diffusers orders the doubled batch [unconditional, conditional], each prompt repeated per video
+        latents = {n: torch.cat([torch.zeros_like(v.repeat_interleave(per_prompt, 0)),
+                                 v.repeat_interleave(per_prompt, 0)]) for n, v in latents.items()}
+        return latents, kwargs
+
     @torch.no_grad()
     def __call__(self, image, prompt=None, conditions: Mapping[str, object] | None = None,
                  height: int | None = None, width: int | None = None, num_frames: int = 49,
                  generator: torch.Generator | None = None, resize_mode: ResizeMode = "crop", **kwargs):
         """As the parent's ``__call__`` plus ``conditions``: ``{name: path | uint8 frames | tensor}`` for each
         condition the transformer was built with (``fixed_conditions={name: "grey" | "zero_latent"}`` for streams
-        fed without a video), or ``{name: latent}`` via ``condition_latents=``."""
+        fed without a video), or ``{name: latent}`` via ``condition_latents=``; ``guidance_on="conditions"``
+        guides on the conditions instead of the text (``condition_guidance``)."""
         height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
         width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
         latents = kwargs.pop("condition_latents", None)
         fixed = kwargs.pop("fixed_conditions", None)
+        guidance_on = kwargs.pop("guidance_on", "text")
         if latents is None:
             latents = self.encode_conditions(conditions or {}, num_frames, height, width, generator, resize_mode,
                                              fixed=fixed)
+        if guidance_on == "conditions":
+            latents, kwargs = self.condition_guidance(latents, prompt, kwargs)
+        elif guidance_on != "text":
+            raise DataError(None, f"guidance_on must be text or conditions, got {guidance_on!r}")
         with self.transformer.bind_conditions(latents):
             return super().__call__(image=image, prompt=prompt, height=height, width=width, num_frames=num_frames,
                                     generator=generator, **kwargs)

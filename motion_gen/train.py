@@ -2,7 +2,8 @@
 
 Loss as CogVideoX I2V: v-prediction turned into an x0 estimate (``scheduler.get_velocity``) against the clean
 latent, weighted by ``1 / (1 - alpha_bar_t)``; the first-frame latent (and each condition's first-frame latent)
-is dropped to zero with probability ``train.noised_image_dropout`` per sample.
+is dropped to zero with probability ``train.noised_image_dropout`` per sample, and all condition inputs together
+with probability ``train.condition_dropout`` (what ``generate.guidance_on: conditions`` needs).
 
     python -m motion_gen.train --config configs/motion/tiny.yaml                       # one process
     torchrun --nproc_per_node 2 -m motion_gen.train --config ...                       # DDP (CPU: gloo)
@@ -73,9 +74,14 @@ class MotionSpec(TrainingSpec):
         keep = (torch.rand(batch_size, generator=generator) >= self.cfg.train.noised_image_dropout).float()
         keep = keep.to(device).view(-1, 1, 1, 1, 1)
         image = pad_first_frame(sample_latents(get("first_frame"), self.scale, generator) * keep, frames)
+        keep_conditions = torch.ones(batch_size)
+        if self.cfg.train.condition_dropout > 0:  # no draw otherwise: runs without it keep their random streams
+            keep_conditions = (torch.rand(batch_size, generator=generator) >= self.cfg.train.condition_dropout).float()
+        keep_conditions = keep_conditions.to(device).view(-1, 1, 1, 1, 1)
         conditions = {
-            n: condition_input(sample_latents(get(f"cond/{n}"), self.scale, generator),
-                               sample_latents(get(f"cond_first/{n}"), self.scale, generator) * keep).to(dtype)
+            n: (condition_input(sample_latents(get(f"cond/{n}"), self.scale, generator),
+                                sample_latents(get(f"cond_first/{n}"), self.scale, generator) * keep)
+                * keep_conditions).to(dtype)
             for n in self.names}
         noise = torch.randn(video.shape, generator=generator).to(device)
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch_size,), generator=generator)

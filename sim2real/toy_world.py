@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import logging
 import math
@@ -406,17 +407,32 @@ def pretrain_appearance(config_path: str, overrides: Sequence[str] = (), base_ou
     return summary
 
 
-def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, fps: float = 15) -> str:
+def evaluated_clips(eval_dir: str) -> dict:
+    """``{root, split, limit, num_frames, size}`` of the clips the runs of an evaluation folder generated (from the
+    first ``run.json`` found; empty when there is none)."""
+    for run_json in sorted(glob.glob(os.path.join(eval_dir, "*", "run.json"))):
+        with open(run_json, encoding="utf-8") as f:
+            run = json.load(f)
+        if "dataset" in run:
+            data = run["dataset"]
+            return {"root": data["root"], "split": data["split"], "limit": data.get("limit"),
+                    "num_frames": run["num_frames"], "size": tuple(run["size"])}
+    return {}
+
+
+def copy_baseline(eval_dir: str, root: str, split: str, num_frames: int, size, fps: float = 15,
+                  limit: int | None = None) -> str:
     """A run folder ``copy_first_frame`` in ``motion_gen.evaluate``'s format whose "generated" videos hold the
-    ground-truth first frame still: the floor any motion model must beat."""
+    ground-truth first frame still: the floor any motion model must beat (the first ``limit`` clips)."""
     from data_tools.datasets.hoi_dataset import HOISplit
     from data_tools.io.video_io import write_video
 
     ds = HOISplit(root, split, [], num_frames, tuple(size))
+    count = len(ds) if limit is None else min(limit, len(ds))  # the prefix motion_gen.evaluate takes
     run_dir = os.path.join(eval_dir, "copy_first_frame")
     write_json(os.path.join(run_dir, "run.json"), {"label": "copy_first_frame", "conditions": [],
-                                                   "num_samples": len(ds), "size": list(size), "num_frames": num_frames})
-    for i in range(len(ds)):
+                                                   "num_samples": count, "size": list(size), "num_frames": num_frames})
+    for i in range(count):
         bundle = ds[i]
         stem = os.path.join(run_dir, "videos", f"{i:05d}")
         write_video(stem + ".mp4", np.repeat(bundle.first_frame[None], num_frames, 0), fps=fps)
@@ -548,10 +564,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sg.add_argument("-v", "--verbose", action="store_true")
     cb = sub.add_parser("copy-baseline", help="the 'hold the first frame' run folder of an evaluation")
     cb.add_argument("--eval-dir", default="outputs/toy_world/eval")
-    cb.add_argument("--root", default="outputs/toy_world/processed")
-    cb.add_argument("--split", default="test")
-    cb.add_argument("--num-frames", type=int, default=9)
-    cb.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
+    # each default: what the evaluation folder's runs generated (run.json), else the toy world's test split
+    cb.add_argument("--root", help="default: the runs' dataset root, else outputs/toy_world/processed")
+    cb.add_argument("--split", help="default: the runs' split, else test")
+    cb.add_argument("--limit", type=int, help="only the first N clips (default: the runs' dataset.limit)")
+    cb.add_argument("--num-frames", type=int, help="default: the runs', else 9")
+    cb.add_argument("--size", type=parse_size, metavar="HxW", help="default: the runs', else 64x96")
     cb.add_argument("-v", "--verbose", action="store_true")
     tb = sub.add_parser("table", help="the ablation table (markdown) of an evaluation folder")
     tb.add_argument("--eval-dir", default="outputs/toy_world/eval")
@@ -640,7 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_segmenter(net, args.out)
         write_json(os.path.splitext(args.out)[0] + ".json", {"test_split_iou": score, "steps": args.steps})
     elif args.command == "copy-baseline":
-        logger.info("wrote %s", copy_baseline(args.eval_dir, args.root, args.split, args.num_frames, args.size))
+        clips = {"root": "outputs/toy_world/processed", "split": "test", "limit": None, "num_frames": 9,
+                 "size": (64, 96), **evaluated_clips(args.eval_dir)}
+        clips.update({k: v for k, v in vars(args).items() if k in clips and v is not None})
+        logger.info("wrote %s", copy_baseline(args.eval_dir, clips["root"], clips["split"], clips["num_frames"],
+                                              clips["size"], limit=clips["limit"]))
     elif args.command == "table":
         table = ablation_markdown(args.eval_dir)
         write_text(os.path.join(args.eval_dir, "ablation.md"), table)

@@ -209,3 +209,28 @@ def test_seed_motion_loss_draws_from_the_process_rng(latents):
         with torch.no_grad():
             losses.append(spec.compute_loss(spec.transformer, batch, type("A", (), {"device": "cpu"})()).item())
     assert losses[0] == losses[2] and losses[0] != losses[1]
+
+
+def test_condition_dropout_zeroes_whole_samples_of_every_condition(latents):
+    """condition_dropout drops all conditions of a sample together (video and first-frame latents), never the
+    image."""
+    def inputs(*overrides, batch_size=1):
+        cfg = _cfg(latents, "unused", "train.noised_image_dropout=0.0", *overrides)
+        spec, dataset = build_spec(cfg)
+        batch = spec.collate([dataset[0]] * batch_size)
+        seen = {}
+
+        def model(hidden_states, conditions, timestep, **kw):
+            seen.update(hidden=hidden_states, conditions=conditions, t=timestep)
+            return (torch.zeros_like(hidden_states[:, :, :4]),)
+
+        spec.loss(model, batch, "cpu", generator=torch.Generator().manual_seed(0))
+        return seen
+
+    dropped = inputs("train.condition_dropout=1.0")
+    assert all(torch.count_nonzero(c) == 0 for c in dropped["conditions"].values())
+    assert torch.count_nonzero(dropped["hidden"][:, 0, 4:]) > 0  # the image latent stays
+    mixed = inputs("train.condition_dropout=0.5", batch_size=16)
+    zero = [[bool(torch.count_nonzero(c[i]) == 0) for c in mixed["conditions"].values()] for i in range(16)]
+    assert all(len(set(row)) == 1 for row in zero)  # a sample loses all its conditions or none
+    assert 0 < sum(row[0] for row in zero) < 16

@@ -95,6 +95,20 @@ def test_written_sequences_convert_with_the_dexycb_converter(tmp_path):
     stamp = os.path.getmtime(os.path.join(seq_dir, "meta.yml"))
     tw.generate(raw, 6, 1, SMALL, seed=1)
     assert os.path.getmtime(os.path.join(seq_dir, "meta.yml")) == stamp
+    # the "hold the first frame" floor takes the clips the evaluation's runs generated (here: train, limit 1 of 6)
+    from data_tools.io.atomic import write_json
+
+    evaluation = tmp_path / "eval"
+    write_json(evaluation / "all" / "run.json", {"dataset": {"root": out, "split": "train", "limit": 1},
+                                                 "num_frames": 5, "size": [32, 48]})
+    assert toy_training.main(["copy-baseline", "--eval-dir", str(evaluation)]) == 0
+    videos = sorted(os.listdir(evaluation / "copy_first_frame" / "videos"))
+    assert videos == ["00000.json", "00000.mp4"]
+    held = read_video(evaluation / "copy_first_frame" / "videos" / "00000.mp4")
+    train_clip = read_filelist(os.path.join(out, "filelists", "train", "video.txt"))[0]
+    first = read_video(os.path.join(out, train_clip), 5, (32, 48), "crop", "area")[0]
+    assert held.shape == (5, 32, 48, 3) and np.abs(held.astype(int) - first).mean() < 3  # codec error only
+    assert np.array_equal(held[0], held[4])
 
 
 def test_subset_latents(tmp_path):

@@ -123,3 +123,27 @@ def test_two_processes_with_torchrun(toy, tmp_path):
     summaries = [json.loads(line.split("SUMMARY ", 1)[1]) for line in result.stdout.splitlines() if "SUMMARY" in line]
     assert len(summaries) == 2 and all(s == {"world": 2, "step": 4, "type": "DistributedType.MULTI_CPU"} for s in summaries)
     assert [s for s, _ in list_checkpoints(str(tmp_path / "ddp"))] == [2, 4]
+
+
+def test_cpu_runs_fall_back_to_fp32_unless_cpu_bf16(tmp_path):
+    """mixed_precision=bf16 on a CPU run trains in fp32, unless cpu_bf16 keeps bf16 autocast (matmuls in bf16)."""
+    script = textwrap.dedent('''
+        import sys, torch
+        from data_tools.runtime.training import LoopConfig, OptimizerConfig, build_accelerator
+        loop = LoopConfig(output_dir=sys.argv[1], mixed_precision="bf16", cpu=True, cpu_bf16=sys.argv[2] == "1")
+        acc = build_accelerator(loop, OptimizerConfig())
+
+        class Probe(torch.nn.Linear):
+            def forward(self, x):  # the dtype the matmul ran in (accelerate returns outputs in fp32)
+                return {"matmul": str(super().forward(x).dtype)}
+
+        model = acc.prepare(Probe(4, 4))
+        print(acc.mixed_precision, model(torch.ones(2, 4))["matmul"], model.weight.dtype)
+    ''')
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1")
+    out = {flag: subprocess.run([sys.executable, "-c", script, str(tmp_path), flag], capture_output=True, text=True,
+                                env=env, timeout=120) for flag in ("0", "1")}
+    assert [r.returncode for r in out.values()] == [0, 0], out["1"].stderr[-2000:]
+    assert out["0"].stdout.split() == ["no", "torch.float32", "torch.float32"]
+    assert "requested without CUDA" in out["0"].stderr
+    assert out["1"].stdout.split() == ["bf16", "torch.bfloat16", "torch.float32"]  # fp32 weights, bf16 autocast

@@ -64,7 +64,7 @@ class LoopConfig:
     max_steps: int = 1000
     batch_size: int = 1
     grad_accum: int = 1
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"; CPU runs fall back to "no"
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"; CPU runs fall back to "no" unless cpu_bf16
     seed: int = 0
     checkpoint_every: int = 500
     checkpoints_total_limit: int | None = 3
@@ -74,6 +74,9 @@ class LoopConfig:
     num_workers: int = 0
     deepspeed_config: str | None = None  # a DeepSpeed json (ZeRO-2) when not launched through accelerate's config
     cpu: bool = False
+    # CPU runs keep mixed_precision=bf16 (torch autocast on CPU): ~1.5x faster steps where the CPU has AVX512-BF16
+    # or AMX (measured on the toy motion model), much slower where it has neither
+    cpu_bf16: bool = False
 
     def required_paths(self) -> dict[str, str]:
         """The input paths of this loop (``{config key: path}``) that must exist before training starts."""
@@ -167,7 +170,8 @@ def build_accelerator(loop: LoopConfig, optim: OptimizerConfig):
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     precision = loop.mixed_precision
-    if precision != "no" and (loop.cpu or not torch.cuda.is_available()):
+    cuda = torch.cuda.is_available() and not loop.cpu
+    if precision != "no" and not cuda and not (precision == "bf16" and loop.cpu_bf16):
         logger.warning("mixed_precision=%s requested without CUDA: training in fp32", precision)
         precision = "no"
     return Accelerator(
