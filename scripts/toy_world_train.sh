@@ -59,7 +59,7 @@ lane_appearance() {
     --base-out assets/toy_world/appearance_joint_base
 }
 
-lane_none_decoder() {  # "none" has no branch (about 20 min beside hand_keypoints' 32): the lane then trains the
+lane_none_decoder() {  # "none" has no branch (about 17 min beside hand_keypoints' 35): the lane then trains the
   # motion VAE's decoder further (latents and transformers stay valid; skipped when vae_report.json says it is done)
   train_motion none
   python -m sim2real.toy_world finetune-decoder --kind motion

@@ -338,7 +338,7 @@ DEMO_ARGS = ["--config", "configs/sim2real/toy_world.yaml", "--frames", "17", "-
 # Region IoU floors of the demo against its own seg mask. Earlier committed models fail them: issue 8's 8x-VAE
 # models (first frame hand / object 0.00 / 0.11, video 0.21 / 0.14) and the first 4x attempt of issue 15 with
 # width-32/64 transformers (first frame 0.43 / 0.16, video 0.29 / 0.24). The committed models: first frame
-# 0.77 / 0.80, video 0.40 / 0.59 (docs/benchmarks.md).
+# 0.77 / 0.80, video 0.40 / 0.60 (docs/benchmarks.md).
 DEMO_IOU_MIN = {("first_frame", "iou_hand"): 0.6, ("first_frame", "iou_object"): 0.6, ("video", "iou_object"): 0.45}
 
 
