@@ -95,7 +95,7 @@ class TrainConfig:
     optim: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     noised_image_dropout: float = 0.05
     # per sample, every condition input is zeroed with this probability (the "no condition" input that
-    # generate.condition_guidance contrasts with; 0: off, as the reference trains)
+    # generate.guidance_on: conditions contrasts with; 0: off, as the reference trains)
     condition_dropout: float = 0.0
     train_base: bool = False
     gradient_checkpointing: bool = True

@@ -94,19 +94,31 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
         the prompt and gets all-zero condition inputs (what ``train.condition_dropout`` trains), so
         ``guidance_scale`` w gives ``uncond + w * (cond - uncond)`` with uncond = "no conditions"."""
         kwargs = dict(kwargs)
-        if kwargs.get("guidance_scale", 6.0) <= 1 or not latents:
-            return latents, kwargs  # nothing to contrast: no guidance pass
+        if not latents:  # a model without conditions: nothing to contrast, one unguided pass (never text CFG)
+            kwargs["guidance_scale"] = 1.0
+            return latents, kwargs
+        if kwargs.get("guidance_scale", 6.0) <= 1:
+            return latents, kwargs
         if kwargs.get("negative_prompt") or kwargs.get("negative_prompt_embeds") is not None:
             raise DataError(None, "guidance on the conditions uses the prompt for both halves: "
                                   "leave negative_prompt empty")
+        if kwargs.get("num_videos_per_prompt", 1) != 1:
+            raise DataError(None, "guidance on the conditions takes num_videos_per_prompt=1")
         if kwargs.get("prompt_embeds") is not None:
             kwargs["negative_prompt_embeds"] = kwargs["prompt_embeds"]
+            batch = kwargs["prompt_embeds"].shape[0]
         else:
             kwargs["negative_prompt"] = prompt
-        per_prompt = kwargs.get("num_videos_per_prompt", 1)
-        # diffusers orders the doubled batch [unconditional, conditional], each prompt repeated per video
-        latents = {n: torch.cat([torch.zeros_like(v.repeat_interleave(per_prompt, 0)),
-                                 v.repeat_interleave(per_prompt, 0)]) for n, v in latents.items()}
+            batch = len(prompt) if isinstance(prompt, list) else 1
+        # diffusers orders the doubled batch [unconditional x batch, conditional x batch]: each half gets the
+        # conditions expanded to the prompt batch first (the transformer would otherwise tile [0, c] as 0, c, 0, c)
+        expanded = {}
+        for name, v in latents.items():
+            if batch % v.shape[0]:
+                raise DataError(None, f"condition '{name}' batch {v.shape[0]} does not divide the prompt batch {batch}")
+            v = v.repeat(batch // v.shape[0], *([1] * (v.ndim - 1)))
+            expanded[name] = torch.cat([torch.zeros_like(v), v])
+        latents = expanded
         return latents, kwargs
 
     @torch.no_grad()

@@ -254,3 +254,42 @@ def test_guidance_on_conditions_refuses_a_negative_prompt_and_unknown_modes(gene
     with pytest.raises(DataError, match="guidance_on must be"):
         generator.pipe(image=torch.zeros(1, 3, 32, 48), prompt="a", conditions=_bundle().conditions, height=32,
                        width=48, num_frames=9, num_inference_steps=1, guidance_on="image")
+
+
+def test_guidance_on_conditions_without_conditions_is_one_unguided_pass():
+    """The ablation's "none" model under guidance_on=conditions: batch-1 calls (no text CFG sneaking in), the
+    same video as scale 1, with the prompt or with cached embeddings (which hold no negative)."""
+    from motion_gen.generator import build_pipeline, encode_prompts
+
+    torch.manual_seed(0)
+    plain = MotionGenerator.load(TINY, overrides=["model.condition_names=[]", "generate.guidance_on=conditions"])
+    bundle = ConditionBundle({}, prompt="a hand", video=np.zeros((9, 32, 48, 3), np.uint8))
+    first = np.full((32, 48, 3), 128, np.uint8)
+    batches = []
+    handle = plain.pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: batches.append(kwargs["hidden_states"].shape[0]), with_kwargs=True)
+    try:
+        guided = plain.generate(first, bundle, seed=1, num_inference_steps=2, guidance_scale=1.5)
+        embeds = encode_prompts(plain.cfg, bundle.prompt, "cpu", plain.pipe.transformer)
+        no_t5 = MotionGenerator(plain.cfg, build_pipeline(plain.cfg, "cpu", plain.pipe.transformer, text_encoder=False))
+        cached = no_t5.generate(first, bundle, seed=1, num_inference_steps=2, guidance_scale=1.5, prompt_embeds=embeds)
+    finally:
+        handle.remove()
+    assert batches == [1, 1, 1, 1]
+    assert np.array_equal(guided, plain.generate(first, bundle, seed=1, num_inference_steps=2, guidance_scale=1.0))
+    assert np.array_equal(guided, cached)
+
+
+def test_condition_guidance_orders_halves_for_a_batch_of_prompts():
+    """Two prompts, one condition set: [zero, zero, c, c] as diffusers' [negatives, positives], prompts reused."""
+    from motion_gen.pipeline import CogVideoXConditionPipeline
+
+    c = torch.arange(1.0, 7.0).view(1, 1, 6, 1, 1)
+    latents, kwargs = CogVideoXConditionPipeline.condition_guidance({"depth": c}, ["a", "b"], {"guidance_scale": 2.0})
+    assert kwargs["negative_prompt"] == ["a", "b"]
+    out = latents["depth"]
+    assert out.shape[0] == 4 and torch.count_nonzero(out[:2]) == 0
+    assert torch.equal(out[2], c[0]) and torch.equal(out[3], c[0])
+    with pytest.raises(DataError, match="num_videos_per_prompt=1"):
+        CogVideoXConditionPipeline.condition_guidance({"depth": c}, "a", {"guidance_scale": 2.0,
+                                                                          "num_videos_per_prompt": 2})

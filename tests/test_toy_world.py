@@ -2,6 +2,7 @@
 latent subsets and the region segmenter."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -108,6 +109,8 @@ def test_written_sequences_convert_with_the_dexycb_converter(tmp_path):
     train_clip = read_filelist(os.path.join(out, "filelists", "train", "video.txt"))[0]
     first = read_video(os.path.join(out, train_clip), 5, (32, 48), "crop", "area")[0]
     assert held.shape == (5, 32, 48, 3) and np.abs(held.astype(int) - first).mean() < 3  # codec error only
+    with open(evaluation / "copy_first_frame" / "videos" / "00000.json", encoding="utf-8") as f:
+        assert json.load(f)["name"] == os.path.dirname(train_clip)
     assert np.array_equal(held[0], held[4])
 
 

@@ -74,7 +74,7 @@ class LoopConfig:
     num_workers: int = 0
     deepspeed_config: str | None = None  # a DeepSpeed json (ZeRO-2) when not launched through accelerate's config
     cpu: bool = False
-    # CPU runs keep mixed_precision=bf16 (torch autocast on CPU): ~1.5x faster steps where the CPU has AVX512-BF16
+    # CPU runs keep mixed_precision=bf16 (torch autocast on CPU): 1.4-1.5x faster steps where the CPU has AVX512-BF16
     # or AMX (measured on the toy motion model), much slower where it has neither
     cpu_bf16: bool = False
 
