@@ -118,8 +118,7 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
                 raise DataError(None, f"condition '{name}' batch {v.shape[0]} does not divide the prompt batch {batch}")
             v = v.repeat(batch // v.shape[0], *([1] * (v.ndim - 1)))
             expanded[name] = torch.cat([torch.zeros_like(v), v])
-        latents = expanded
-        return latents, kwargs
+        return expanded, kwargs
 
     @torch.no_grad()
     def __call__(self, image, prompt=None, conditions: Mapping[str, object] | None = None,
@@ -134,13 +133,13 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
         latents = kwargs.pop("condition_latents", None)
         fixed = kwargs.pop("fixed_conditions", None)
         guidance_on = kwargs.pop("guidance_on", "text")
+        if guidance_on not in ("text", "conditions"):  # before the VAE encodes anything
+            raise DataError(None, f"guidance_on must be text or conditions, got {guidance_on!r}")
         if latents is None:
             latents = self.encode_conditions(conditions or {}, num_frames, height, width, generator, resize_mode,
                                              fixed=fixed)
         if guidance_on == "conditions":
             latents, kwargs = self.condition_guidance(latents, prompt, kwargs)
-        elif guidance_on != "text":
-            raise DataError(None, f"guidance_on must be text or conditions, got {guidance_on!r}")
         with self.transformer.bind_conditions(latents):
             return super().__call__(image=image, prompt=prompt, height=height, width=width, num_frames=num_frames,
                                     generator=generator, **kwargs)
