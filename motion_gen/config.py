@@ -97,6 +97,9 @@ class TrainConfig:
     # per sample, every condition input is zeroed with this probability (the "no condition" input that
     # generate.guidance_on: conditions contrasts with; 0: off, as the reference trains)
     condition_dropout: float = 0.0
+    # per sample of a model with several conditions, keep only a random non-empty proper subset of them (the
+    # others zeroed) with this probability: each condition must then carry the sample on its own (0: off)
+    condition_subset_dropout: float = 0.0
     train_base: bool = False
     gradient_checkpointing: bool = True
     validation_sample: str | None = None  # a condition video folder (ConditionBundle.from_video_folder) with a first frame

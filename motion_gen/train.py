@@ -3,7 +3,9 @@
 Loss as CogVideoX I2V: v-prediction turned into an x0 estimate (``scheduler.get_velocity``) against the clean
 latent, weighted by ``1 / (1 - alpha_bar_t)``; the first-frame latent (and each condition's first-frame latent)
 is dropped to zero with probability ``train.noised_image_dropout`` per sample, and all condition inputs together
-with probability ``train.condition_dropout`` (what ``generate.guidance_on: conditions`` needs).
+with probability ``train.condition_dropout`` (what ``generate.guidance_on: conditions`` needs). A model with
+several conditions can also see, with probability ``train.condition_subset_dropout`` per sample, only a random
+non-empty proper subset of them (the others zeroed), so that each condition stays informative on its own.
 
     python -m motion_gen.train --config configs/motion/tiny.yaml                       # one process
     torchrun --nproc_per_node 2 -m motion_gen.train --config ...                       # DDP (CPU: gloo)
@@ -30,6 +32,20 @@ from motion_gen.latents import condition_input, pad_first_frame, sample_latents
 from motion_gen.model import CogVideoXConditionTransformer, rotary_embeddings
 
 logger = logging.getLogger(__name__)
+
+
+def condition_subsets(batch_size: int, num_conditions: int, probability: float,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(batch_size, num_conditions)`` keep mask: each row is all ones, or with ``probability`` a uniformly drawn
+    non-empty proper subset of the conditions (bit ``i`` of a number in ``[1, 2**n - 2]``). Draws nothing when
+    ``probability`` is 0 or there is a single condition (which has no proper non-empty subset)."""
+    keep = torch.ones(batch_size, num_conditions)
+    if probability <= 0 or num_conditions < 2:
+        return keep
+    use_subset = torch.rand(batch_size, generator=generator) < probability
+    subset = torch.randint(1, 2 ** num_conditions - 1, (batch_size,), generator=generator)
+    bits = ((subset[:, None] >> torch.arange(num_conditions)) & 1).float()
+    return torch.where(use_subset[:, None], bits, keep)
 
 
 class MotionSpec(TrainingSpec):
@@ -77,12 +93,14 @@ class MotionSpec(TrainingSpec):
         keep_conditions = torch.ones(batch_size)
         if self.cfg.train.condition_dropout > 0:  # no draw otherwise: runs without it keep their random streams
             keep_conditions = (torch.rand(batch_size, generator=generator) >= self.cfg.train.condition_dropout).float()
-        keep_conditions = keep_conditions.to(device).view(-1, 1, 1, 1, 1)
+        keep_each = keep_conditions[:, None] * condition_subsets(
+            batch_size, len(self.names), self.cfg.train.condition_subset_dropout, generator)
+        keep_each = keep_each.to(device).view(batch_size, len(self.names), 1, 1, 1, 1)
         conditions = {
             n: (condition_input(sample_latents(get(f"cond/{n}"), self.scale, generator),
                                 sample_latents(get(f"cond_first/{n}"), self.scale, generator) * keep)
-                * keep_conditions).to(dtype)
-            for n in self.names}
+                * keep_each[:, i]).to(dtype)
+            for i, n in enumerate(self.names)}
         noise = torch.randn(video.shape, generator=generator).to(device)
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
         timesteps = timesteps.to(device)

@@ -19,7 +19,7 @@ from motion_gen.convert_ckpt import convert
 from motion_gen.model import CogVideoXConditionTransformer
 from motion_gen.prepare import prepare
 from motion_gen.tiny_data import synthetic_dataset
-from motion_gen.train import build_spec, train
+from motion_gen.train import build_spec, condition_subsets, train
 
 TINY = "configs/motion/tiny.yaml"
 
@@ -211,26 +211,61 @@ def test_seed_motion_loss_draws_from_the_process_rng(latents):
     assert losses[0] == losses[2] and losses[0] != losses[1]
 
 
+def _loss_inputs(latents, *overrides, batch_size=1):
+    """What the denoiser sees in one training loss (fixed generator, no image dropout)."""
+    cfg = _cfg(latents, "unused", "train.noised_image_dropout=0.0", *overrides)
+    spec, dataset = build_spec(cfg)
+    batch = spec.collate([dataset[0]] * batch_size)
+    seen = {}
+
+    def model(hidden_states, conditions, timestep, **kw):
+        seen.update(hidden=hidden_states, conditions=conditions, t=timestep)
+        return (torch.zeros_like(hidden_states[:, :, :4]),)
+
+    spec.loss(model, batch, "cpu", generator=torch.Generator().manual_seed(0))
+    return seen
+
+
+def _zeroed(conditions, batch_size):
+    """Per sample, which conditions arrive all-zero (video and first-frame latents together)."""
+    return [tuple(bool(torch.count_nonzero(c[i]) == 0) for c in conditions.values()) for i in range(batch_size)]
+
+
 def test_condition_dropout_zeroes_whole_samples_of_every_condition(latents):
     """condition_dropout drops all conditions of a sample together (video and first-frame latents), never the
     image."""
-    def inputs(*overrides, batch_size=1):
-        cfg = _cfg(latents, "unused", "train.noised_image_dropout=0.0", *overrides)
-        spec, dataset = build_spec(cfg)
-        batch = spec.collate([dataset[0]] * batch_size)
-        seen = {}
-
-        def model(hidden_states, conditions, timestep, **kw):
-            seen.update(hidden=hidden_states, conditions=conditions, t=timestep)
-            return (torch.zeros_like(hidden_states[:, :, :4]),)
-
-        spec.loss(model, batch, "cpu", generator=torch.Generator().manual_seed(0))
-        return seen
-
-    dropped = inputs("train.condition_dropout=1.0")
+    dropped = _loss_inputs(latents, "train.condition_dropout=1.0")
     assert all(torch.count_nonzero(c) == 0 for c in dropped["conditions"].values())
     assert torch.count_nonzero(dropped["hidden"][:, 0, 4:]) > 0  # the image latent stays
-    mixed = inputs("train.condition_dropout=0.5", batch_size=16)
-    zero = [[bool(torch.count_nonzero(c[i]) == 0) for c in mixed["conditions"].values()] for i in range(16)]
+    zero = _zeroed(_loss_inputs(latents, "train.condition_dropout=0.5", batch_size=16)["conditions"], 16)
     assert all(len(set(row)) == 1 for row in zero)  # a sample loses all its conditions or none
     assert 0 < sum(row[0] for row in zero) < 16
+
+
+def test_condition_subsets_draw_proper_non_empty_subsets():
+    """Each row keeps all conditions or one of the 2**n - 2 proper non-empty subsets, uniformly; no draw (the
+    random stream untouched) when off or with a single condition."""
+    generator = torch.Generator().manual_seed(0)
+    rows = condition_subsets(6000, 3, 1.0, generator)
+    kept = [tuple(int(v) for v in row) for row in rows]
+    counts = {subset: kept.count(subset) for subset in set(kept)}
+    assert set(counts) == {(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)}
+    assert all(abs(n / 6000 - 1 / 6) < 0.02 for n in counts.values())
+    half = condition_subsets(6000, 3, 0.5, generator)
+    assert abs((half.sum(dim=1) == 3).float().mean().item() - 0.5) < 0.03
+    for size, probability in ((1, 1.0), (3, 0.0)):
+        state = generator.get_state()
+        assert torch.equal(condition_subsets(4, size, probability, generator), torch.ones(4, size))
+        assert torch.equal(generator.get_state(), state)
+
+
+def test_condition_subset_dropout_zeroes_some_conditions_of_a_sample(latents):
+    """With condition_subset_dropout=1 every sample keeps at least one condition and loses at least one (both its
+    video and first-frame latents), and the image stays; with condition_dropout=1 as well, all are zero."""
+    seen = _loss_inputs(latents, "train.condition_subset_dropout=1.0", batch_size=16)
+    zero = _zeroed(seen["conditions"], 16)
+    assert all(any(row) and not all(row) for row in zero)
+    assert len(set(zero)) > 1
+    assert torch.count_nonzero(seen["hidden"][:, :, 4:]) > 0
+    both = _loss_inputs(latents, "train.condition_subset_dropout=1.0", "train.condition_dropout=1.0", batch_size=4)
+    assert all(all(row) for row in _zeroed(both["conditions"], 4))
