@@ -192,11 +192,8 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
         batch, text_len = video_tokens.shape[0], text.shape[1]
         streams = []
         for name in names:
-            cond = conditions[name].to(device=video_tokens.device, dtype=video_tokens.dtype)
-            if cond.shape[0] != batch:
-                if batch % cond.shape[0]:
-                    raise ValueError(f"condition '{name}' batch {cond.shape[0]} does not divide {batch}")
-                cond = cond.repeat(batch // cond.shape[0], *([1] * (cond.ndim - 1)))
+            cond = repeat_to_batch(conditions[name], batch, f"condition '{name}'")
+            cond = cond.to(device=video_tokens.device, dtype=video_tokens.dtype)
             tokens = self.embedding_dropout(self.patch_embed(text, cond))[:, text_len:]
             if tokens.shape != video_tokens.shape:
                 raise ValueError(f"condition '{name}' gives tokens {tuple(tokens.shape)}, video {tuple(video_tokens.shape)}")
@@ -263,6 +260,16 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+def repeat_to_batch(tensor: torch.Tensor, batch: int, what: str = "tensor") -> torch.Tensor:
+    """``tensor`` tiled along dim 0 to ``batch`` rows (a batch of 2 becomes a, b, a, b); ValueError naming ``what``
+    when its batch does not divide ``batch``."""
+    if tensor.shape[0] == batch:
+        return tensor
+    if batch % tensor.shape[0]:
+        raise ValueError(f"{what} batch {tensor.shape[0]} does not divide {batch}")
+    return tensor.repeat(batch // tensor.shape[0], *([1] * (tensor.ndim - 1)))
 
 
 def rotary_embeddings(config, latent_frames: int, latent_height: int, latent_width: int,

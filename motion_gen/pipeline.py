@@ -15,7 +15,7 @@ from data_tools.maps.bundle import CONDITION_INTERPOLATION, to_model_range
 from data_tools.errors import DataError
 from data_tools.io.video_io import ResizeMode, read_video, resample_time, resize_frames
 from motion_gen.latents import encode_condition
-from motion_gen.model import CogVideoXConditionTransformer
+from motion_gen.model import CogVideoXConditionTransformer, repeat_to_batch
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +114,10 @@ class CogVideoXConditionPipeline(CogVideoXImageToVideoPipeline):
         # conditions expanded to the prompt batch first (the transformer would otherwise tile [0, c] as 0, c, 0, c)
         expanded = {}
         for name, v in latents.items():
-            if batch % v.shape[0]:
-                raise DataError(None, f"condition '{name}' batch {v.shape[0]} does not divide the prompt batch {batch}")
-            v = v.repeat(batch // v.shape[0], *([1] * (v.ndim - 1)))
+            try:
+                v = repeat_to_batch(v, batch, f"condition '{name}'")
+            except ValueError as error:
+                raise DataError(None, f"{error} (the prompt batch)") from None
             expanded[name] = torch.cat([torch.zeros_like(v), v])
         return expanded, kwargs
 

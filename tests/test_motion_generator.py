@@ -293,3 +293,16 @@ def test_condition_guidance_orders_halves_for_a_batch_of_prompts():
     with pytest.raises(DataError, match="num_videos_per_prompt=1"):
         CogVideoXConditionPipeline.condition_guidance({"depth": c}, "a", {"guidance_scale": 2.0,
                                                                           "num_videos_per_prompt": 2})
+    with pytest.raises(DataError, match="condition 'depth' batch 2 does not divide 3"):
+        CogVideoXConditionPipeline.condition_guidance({"depth": torch.cat([c, c])}, ["a", "b", "c"],
+                                                      {"guidance_scale": 2.0})
+
+
+def test_repeat_to_batch_tiles_whole_batches():
+    from motion_gen.model import repeat_to_batch
+
+    two = torch.tensor([[1.0], [2.0]])
+    assert repeat_to_batch(two, 6).flatten().tolist() == [1, 2, 1, 2, 1, 2]
+    assert repeat_to_batch(two, 2) is two
+    with pytest.raises(ValueError, match="stream batch 2 does not divide 3"):
+        repeat_to_batch(two, 3, "stream")
