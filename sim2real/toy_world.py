@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 from data_tools.io.atomic import write_json, write_text
 from data_tools.errors import DataError, require_file
-from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, region_iou, region_labels,
-                                        region_psnr, save_segmenter, segmentation_report, split_frames)
+from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, paired_difference, region_iou,
+                                        region_labels, region_psnr, save_segmenter, segmentation_report, split_frames)
 from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer, TrainingSpec
 
 logger = logging.getLogger(__name__)
@@ -562,6 +562,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sg.add_argument("--segmenter", default="assets/toy_world/segmenter.safetensors")
     sg.add_argument("--out", default=None, help="json output (default: <first run>/../seg_iou.json)")
     sg.add_argument("-v", "--verbose", action="store_true")
+    pd = sub.add_parser("paired", help="run A minus run B per sample of a seg_iou.json (mean, wins, bootstrap 95%% "
+                                       "interval), one JSON line")
+    pd.add_argument("a", help="run label A")
+    pd.add_argument("b", help="run label B")
+    pd.add_argument("--seg-iou", default="outputs/toy_world/eval/seg_iou.json", help="written by seg-iou")
+    pd.add_argument("--key", default="iou_hand", help="iou_hand, iou_object, iou_foreground, psnr_hand, ...")
+    pd.add_argument("-v", "--verbose", action="store_true")
     cb = sub.add_parser("copy-baseline", help="the 'hold the first frame' run folder of an evaluation")
     cb.add_argument("--eval-dir", default="outputs/toy_world/eval")
     # each default: what the evaluation folder's runs generated (run.json), else the toy world's test split
@@ -706,7 +713,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "seg-iou":
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.runs[0])), "seg_iou.json")
         for row in segmentation_report(args.runs, load_segmenter(args.segmenter), out):
-            logger.info("%s", row)
+            logger.info("%s", {k: v for k, v in row.items() if k != "per_sample"})
+    elif args.command == "paired":
+        with open(require_file(args.seg_iou, "seg-iou results"), encoding="utf-8") as f:
+            rows = json.load(f)
+        print(json.dumps(paired_difference(rows, args.a, args.b, args.key)))
     return 0
 
 

@@ -251,7 +251,7 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit):
         toy_training.main(["--help"])
     out = capsys.readouterr().out
-    assert all(c in out for c in ("bases", "pretrain-appearance", "seg-iou", "table")), out
+    assert all(c in out for c in ("bases", "pretrain-appearance", "seg-iou", "paired", "table")), out
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -334,6 +334,30 @@ def test_segmentation_report_scores_regions_after_the_first_frame(tmp_path):
     for rid, name in enumerate(regions.REGION_NAMES):
         assert row[f"psnr_{name}"] == pytest.approx(10 * np.log10(255 ** 2 / err[labels == rid].mean()))
     assert 15 < row["psnr_hand"] < 30   # noise of +-30: about 23 dB, far from frame 0's black
+    (sample,) = row["per_sample"]
+    assert sample["name"] is None and sample["psnr_hand"] == row["psnr_hand"] and sample["iou_hand"] == row["iou_hand"]
+
+
+def test_paired_difference_matches_a_hand_computed_case(tmp_path, capsys):
+    """A minus B over the samples both scored, matched by name (order and a sample missing in B do not matter);
+    the bootstrap interval holds the mean; the CLI prints the same as one JSON line."""
+    from data_tools.io.atomic import write_json
+
+    rows = [{"label": "all", "per_sample": [{"name": "c0", "iou_hand": 0.6}, {"name": "c1", "iou_hand": 0.2},
+                                            {"name": "c2", "iou_hand": 0.5}, {"name": "c3", "iou_hand": None}]},
+            {"label": "seg", "per_sample": [{"name": "c2", "iou_hand": 0.1}, {"name": "c0", "iou_hand": 0.4},
+                                            {"name": "c1", "iou_hand": 0.3}]}]
+    out = regions.paired_difference(rows, "all", "seg")
+    assert out["n"] == 3 and (out["a_wins"], out["b_wins"]) == (2, 1)
+    assert out["mean_difference"] == pytest.approx((0.2 - 0.1 + 0.4) / 3)
+    assert out["mean_a"] == pytest.approx(1.3 / 3) and out["mean_b"] == pytest.approx(0.8 / 3)
+    assert out["ci95"][0] <= out["mean_difference"] <= out["ci95"][1]
+    assert -0.1 - 1e-9 <= out["ci95"][0] < out["ci95"][1] <= 0.4 + 1e-9  # within the differences' range
+    with pytest.raises(DataError, match="no per-sample values"):
+        regions.paired_difference(rows, "all", "depth")
+    write_json(tmp_path / "seg_iou.json", rows)
+    assert toy_training.main(["paired", "all", "seg", "--seg-iou", str(tmp_path / "seg_iou.json")]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(out))
 
 
 DEMO_ARGS = ["--config", "configs/sim2real/toy_world.yaml", "--frames", "17", "--height", "96", "--width", "144",

@@ -136,7 +136,8 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
     averaged); also the segmenter on the reference videos (its own accuracy). For videos of 2+ frames with a known
     reference, also the PSNR of each ground-truth region over frames 1+ (``psnr_background`` / ``_hand`` /
     ``_object``: the frames an image-to-video model predicts; squared error pooled over a sample's frames, dB
-    averaged over the samples showing the region). Writes ``<output>`` (json)."""
+    averaged over the samples showing the region), and each sample's values (``per_sample``). Writes ``<output>``
+    (json)."""
     from data_tools.metrics.evaluation import load_run
     from data_tools.io.video_io import read_video
 
@@ -150,7 +151,7 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
             mode = record.get("resize_mode", "crop")
             seg = read_video(os.path.join(run.path(record, "clip_dir"), "seg_mask.mp4"), t, (h, w), mode, "nearest")
             target = region_labels(seg)
-            per.append(region_iou(net.predict(generated), target))
+            per.append({"name": record.get("name"), **region_iou(net.predict(generated), target)})
             ref_path = run.path(record, "reference")
             if ref_path:
                 real = read_video(ref_path, t, (h, w), mode, "area")
@@ -160,8 +161,11 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
                 if ref_path not in reference_done:
                     reference_done[ref_path] = region_iou(net.predict(real), target)
         row = {"label": run.label, "conditions": run.conditions, "num_samples": len(per)}
-        keys = dict.fromkeys(k for p in per for k in p)
+        keys = dict.fromkeys(k for p in per for k in p if k != "name")
         row.update({k: float(np.nanmean([p.get(k, np.nan) for p in per])) for k in keys})
+        # per sample, for paired comparisons of runs (paired_difference); NaN (region absent) as null
+        row["per_sample"] = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in p.items()}
+                             for p in per]
         rows.append(row)
     if reference_done:
         values = list(reference_done.values())
@@ -171,3 +175,25 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
         write_json(output, rows)
     return rows
 
+
+
+def paired_difference(rows: Sequence[dict], label_a: str, label_b: str, key: str = "iou_hand",
+                      resamples: int = 10000, seed: int = 0) -> dict:
+    """``key`` of run ``label_a`` minus run ``label_b`` over the samples both scored (matched by name) in
+    ``segmentation_report`` rows: mean difference, how many samples each run wins, and a seeded bootstrap 95%
+    interval of the mean difference (samples resampled with replacement)."""
+    by_label = {r["label"]: r for r in rows}
+    for label in (label_a, label_b):
+        if "per_sample" not in by_label.get(label, {}):
+            raise DataError(label, "no per-sample values for this run label (run seg-iou again)")
+    b_values = {p["name"]: p.get(key) for p in by_label[label_b]["per_sample"]}
+    pairs = [(p[key], b_values[p["name"]]) for p in by_label[label_a]["per_sample"]
+             if p.get(key) is not None and b_values.get(p["name"]) is not None]
+    if not pairs:
+        raise DataError(label_a, f"no sample with '{key}' in both {label_a} and {label_b}")
+    diff = np.array([a - b for a, b in pairs])
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    return {"a": label_a, "b": label_b, "key": key, "n": len(diff), "mean_a": float(np.mean([a for a, _ in pairs])),
+            "mean_b": float(np.mean([b for _, b in pairs])), "mean_difference": float(diff.mean()),
+            "a_wins": int((diff > 0).sum()), "b_wins": int((diff < 0).sum()),
+            "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}
