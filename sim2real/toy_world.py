@@ -716,7 +716,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("%s", {k: v for k, v in row.items() if k != "per_sample"})
     elif args.command == "paired":
         with open(require_file(args.seg_iou, "seg-iou results"), encoding="utf-8") as f:
-            rows = json.load(f)
+            try:
+                rows = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise DataError(args.seg_iou, f"not seg-iou JSON: {exc}") from None
         print(json.dumps(paired_difference(rows, args.a, args.b, args.key)))
     return 0
 

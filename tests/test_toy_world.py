@@ -355,6 +355,9 @@ def test_paired_difference_matches_a_hand_computed_case(tmp_path, capsys):
     assert -0.1 - 1e-9 <= out["ci95"][0] < out["ci95"][1] <= 0.4 + 1e-9  # within the differences' range
     with pytest.raises(DataError, match="no per-sample values"):
         regions.paired_difference(rows, "all", "depth")
+    unnamed = [{"label": "x", "per_sample": [{"name": None, "iou_hand": 0.1}]}, rows[1]]
+    with pytest.raises(DataError, match="unique names"):
+        regions.paired_difference(unnamed, "x", "seg")
     write_json(tmp_path / "seg_iou.json", rows)
     assert toy_training.main(["paired", "all", "seg", "--seg-iou", str(tmp_path / "seg_iou.json")]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(out))

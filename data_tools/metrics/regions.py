@@ -176,7 +176,6 @@ def segmentation_report(run_dirs: Sequence[str], net: PixelSegmenter, output: st
     return rows
 
 
-
 def paired_difference(rows: Sequence[dict], label_a: str, label_b: str, key: str = "iou_hand",
                       resamples: int = 10000, seed: int = 0) -> dict:
     """``key`` of run ``label_a`` minus run ``label_b`` over the samples both scored (matched by name) in
@@ -186,6 +185,9 @@ def paired_difference(rows: Sequence[dict], label_a: str, label_b: str, key: str
     for label in (label_a, label_b):
         if "per_sample" not in by_label.get(label, {}):
             raise DataError(label, "no per-sample values for this run label (run seg-iou again)")
+        names = [p.get("name") for p in by_label[label]["per_sample"]]
+        if None in names or len(set(names)) != len(names):
+            raise DataError(label, "samples without unique names cannot be paired")
     b_values = {p["name"]: p.get(key) for p in by_label[label_b]["per_sample"]}
     pairs = [(p[key], b_values[p["name"]]) for p in by_label[label_a]["per_sample"]
              if p.get(key) is not None and b_values.get(p["name"]) is not None]
