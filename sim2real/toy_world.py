@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data_tools.io.atomic import write_json, write_text
+from data_tools.io.atomic import umask_permissions, write_json, write_text
 from data_tools.errors import DataError, require_file
 from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, paired_difference, region_iou,
                                         region_labels, region_psnr, save_segmenter, segmentation_report, split_frames)
@@ -146,6 +146,7 @@ def finetune_decoder(vae_dir: str, kind: str, dataset: str, cfg: VAETrainConfig)
     summary = train_vae(vae, data, cfg, decoder_only=True)
     after = vae_psnr(vae.eval(), dataset, "test", cfg.num_frames, cfg.size, image)
     vae.save_pretrained(vae_dir)
+    umask_permissions(vae_dir)
     report = {f"{kind}_decoder_psnr_before": before, f"{kind}_decoder_psnr_after": after,
               f"{kind}_decoder_steps": summary["step"]}
     logger.info("%s", report)
@@ -269,6 +270,7 @@ def build_bases(cfg: BasesConfig, train: bool = True, kinds: Sequence[str] = BAS
     for folder, parts in folders.items():
         for sub, part in parts.items():
             part.save_pretrained(os.path.join(cfg.out, folder, sub))
+            umask_permissions(os.path.join(cfg.out, folder, sub))
     if transformers_only:
         return report
     path = os.path.join(cfg.out, "vae_report.json")

@@ -195,6 +195,8 @@ def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
     assert sorted(os.listdir(tmp_path / "fp16")) == ["config.json", "diffusion_pytorch_model.safetensors"]
     size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))  # noqa: E731
     assert size(tmp_path / "fp16") < 0.52 * size(tmp_path / "fp32")
+    from data_tools.io.atomic import _UMASK
+    assert os.stat(tmp_path / "fp16" / "diffusion_pytorch_model.safetensors").st_mode & 0o777 == 0o666 & ~_UMASK
     loaded = AutoencoderKL.from_pretrained(tmp_path / "fp16", torch_dtype=torch.float32)
     for (name, a), (_, b) in zip(vae.state_dict().items(), loaded.state_dict().items()):
         assert b.dtype == torch.float32 and torch.equal(b, a.half().float()), name

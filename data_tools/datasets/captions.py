@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.io.atomic import write_json
+from data_tools.io.atomic import umask_permissions, write_json
 from data_tools.io.cli import setup_logging
 from data_tools.datasets.index import read_index, write_index
 from data_tools.datasets.runner import ClipResult, Summary
@@ -152,6 +152,7 @@ def build_tiny_vlm(folder: str | os.PathLike, seed: int = 0) -> str:
     folder = os.fspath(folder)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
+    umask_permissions(folder)
     return folder
 
 

@@ -32,6 +32,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
 
 
+def umask_permissions(path: str | os.PathLike) -> None:
+    """Give every ``.safetensors`` file at or under ``path`` the mode an ordinary new file gets (``0o666 & ~umask``).
+
+    safetensors >= 0.8 writes through a temporary file and leaves 0600 (safetensors/safetensors#782), so models
+    saved on a shared cluster folder would be readable by their owner only; call this after saving."""
+    path = os.fspath(path)
+    files = [path] if os.path.isfile(path) else [os.path.join(root, name) for root, _, names in os.walk(path)
+                                                for name in names]
+    for file in files:
+        if file.endswith(".safetensors") and not os.path.islink(file):
+            os.chmod(file, 0o666 & ~_UMASK)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write a text file."""
     with atomic_path(path) as tmp:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import torch
 
+from data_tools.io.atomic import umask_permissions
 from data_tools.errors import DataError
 from data_tools.runtime.training import latest_checkpoint
 
@@ -132,6 +133,7 @@ def save_model_folder(model, out_dir: str, dtype: torch.dtype | None = None, sou
     partial = out_dir + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
+    umask_permissions(partial)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(partial, out_dir)
     logger.info("converted %s -> %s", source, out_dir)
@@ -181,6 +183,7 @@ def pack_folder(src: str, dst: str, dtype: torch.dtype = torch.float16, skip: Se
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
             save_file(tensors, os.path.join(partial, os.path.relpath(path, src)), metadata=metadata)
+    umask_permissions(partial)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(partial, dst)
     logger.info("packed %s -> %s (%s)", src, dst, dtype)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_tools.io.atomic import write_json
+from data_tools.io.atomic import umask_permissions, write_json
 from data_tools.errors import DataError, require_paths
 
 logger = logging.getLogger(__name__)
@@ -288,6 +288,7 @@ class Trainer:
         accelerator.save_state(partial)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            umask_permissions(partial)
             write_json(os.path.join(partial, "trainer_state.json"), {"step": step, "config": self.run_config})
             if os.path.isdir(final):
                 shutil.rmtree(final)
@@ -382,6 +383,7 @@ class Trainer:
         final_dir = os.path.join(loop.output_dir, "final")
         if accelerator.is_main_process:
             self.spec.save_weights(accelerator.unwrap_model(model), final_dir)
+            umask_permissions(final_dir)
             write_json(os.path.join(final_dir, "trainer_state.json"), {"step": step, "config": self.run_config})
         accelerator.wait_for_everyone()
         summary = {"step": step, "losses": losses, "lrs": lrs, "final_dir": final_dir,
