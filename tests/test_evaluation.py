@@ -263,3 +263,27 @@ def test_each_shard_gets_its_own_gpu(monkeypatch):
     for i in range(4):
         evaluate.main(["--config", CONFIG, "--set", "device=null", "--shard", f"{i}/4", "--stage", "generate"])
     assert devices == [((i, 4), f"cuda:{i % 2}") for i in range(4)]
+
+
+def test_committed_evaluation_configs_load_and_name_existing_motion_configs():
+    """Every evaluation YAML in configs/ parses (an EvalConfig, or a MetricsConfig without runs; a broken one used
+    to surface only when run), each motion run's config and overrides load, and labels are unique per file."""
+    import yaml
+
+    from motion_gen.config import load_motion_config
+
+    paths = [os.path.join(REPO, "configs", "eval", n) for n in os.listdir(os.path.join(REPO, "configs", "eval"))]
+    paths += [os.path.join(REPO, "configs", "toy_world", n) for n in os.listdir(os.path.join(REPO, "configs", "toy_world"))
+              if n.startswith(("eval", "sweep"))]
+    assert any("sweep_subset_train" in p for p in paths)
+    for path in sorted(p for p in paths if p.endswith(".yaml")):
+        with open(path, encoding="utf-8") as f:
+            if "runs" not in yaml.safe_load(f):
+                load_config(MetricsConfig, path)
+                continue
+        cfg = load_config(EvalConfig, path)
+        labels = [run.label for run in cfg.runs]
+        assert len(set(labels)) == len(labels), path
+        for run in cfg.runs:
+            if run.generator == RunConfig.generator:
+                load_motion_config(os.path.join(REPO, run.config), list(run.overrides) + list(cfg.run_overrides))
