@@ -192,8 +192,8 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
         batch, text_len = video_tokens.shape[0], text.shape[1]
         streams = []
         for name in names:
-            cond = repeat_to_batch(conditions[name], batch, f"condition '{name}'")
-            cond = cond.to(device=video_tokens.device, dtype=video_tokens.dtype)
+            cond = conditions[name].to(device=video_tokens.device, dtype=video_tokens.dtype)
+            cond = repeat_to_batch(cond, batch, f"condition '{name}'")
             tokens = self.embedding_dropout(self.patch_embed(text, cond))[:, text_len:]
             if tokens.shape != video_tokens.shape:
                 raise ValueError(f"condition '{name}' gives tokens {tuple(tokens.shape)}, video {tuple(video_tokens.shape)}")

@@ -61,6 +61,9 @@ class MotionSpec(TrainingSpec):
         self.scheduler = build_scheduler("dpm", cfg.model.pretrained)
         self.scale = float((latent_meta or {}).get("latent_scale", 1.0))
         self.names = list(self.transformer.config.condition_names)
+        if cfg.train.condition_subset_dropout > 0 and len(self.names) < 2:
+            logger.warning("train.condition_subset_dropout=%s has no effect on a model with %d condition(s)",
+                           cfg.train.condition_subset_dropout, len(self.names))
         self._validation = None  # (bundle, first frame, prompt embeddings), loaded at the first validation
 
     # ------------------------------------------------------------------ Trainer hooks

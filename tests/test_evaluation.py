@@ -278,7 +278,7 @@ def test_committed_evaluation_configs_load_and_name_existing_motion_configs():
     assert any("sweep_subset_train" in p for p in paths)
     for path in sorted(p for p in paths if p.endswith(".yaml")):
         with open(path, encoding="utf-8") as f:
-            if "runs" not in yaml.safe_load(f):
+            if "runs" not in (yaml.safe_load(f) or {}):
                 load_config(MetricsConfig, path)
                 continue
         cfg = load_config(EvalConfig, path)

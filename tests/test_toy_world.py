@@ -180,13 +180,16 @@ def test_bases_built_one_stage_at_a_time_share_the_text_encoder(tmp_path):
     assert (os.path.getmtime(vae_file), os.path.getmtime(tmp_path / "bases" / "vae_report.json")) == stamps
 
 
-def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
+def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path, monkeypatch):
     """``pack`` (the committed assets) stores fp16 weights; a config asking for fp32 gets fp32 weights equal to
     the originals up to fp16 rounding, and the folder shrinks by half."""
     from diffusers import AutoencoderKL
 
     from data_tools.runtime.checkpoints import pack_folder
 
+    from data_tools.io import atomic
+
+    monkeypatch.setattr(atomic, "_UMASK", 0o022)  # the packed weights then get 0644 (safetensors alone: 0600)
     torch.manual_seed(0)
     vae = AutoencoderKL(block_out_channels=[64], norm_num_groups=4, latent_channels=4)
     vae.save_pretrained(tmp_path / "fp32")
@@ -195,8 +198,7 @@ def test_pack_halves_the_weights_and_loads_back_in_fp32(tmp_path):
     assert sorted(os.listdir(tmp_path / "fp16")) == ["config.json", "diffusion_pytorch_model.safetensors"]
     size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))  # noqa: E731
     assert size(tmp_path / "fp16") < 0.52 * size(tmp_path / "fp32")
-    from data_tools.io.atomic import _UMASK
-    assert os.stat(tmp_path / "fp16" / "diffusion_pytorch_model.safetensors").st_mode & 0o777 == 0o666 & ~_UMASK
+    assert os.stat(tmp_path / "fp16" / "diffusion_pytorch_model.safetensors").st_mode & 0o777 == 0o644
     loaded = AutoencoderKL.from_pretrained(tmp_path / "fp16", torch_dtype=torch.float32)
     for (name, a), (_, b) in zip(vae.state_dict().items(), loaded.state_dict().items()):
         assert b.dtype == torch.float32 and torch.equal(b, a.half().float()), name
@@ -341,14 +343,16 @@ def test_segmentation_report_scores_regions_after_the_first_frame(tmp_path):
 
 
 def test_paired_difference_matches_a_hand_computed_case(tmp_path, capsys):
-    """A minus B over the samples both scored, matched by name (order and a sample missing in B do not matter);
+    """A minus B over the samples both scored, matched by name (order, a sample missing in B and one without a
+    value in A do not matter);
     the bootstrap interval holds the mean; the CLI prints the same as one JSON line."""
     from data_tools.io.atomic import write_json
 
     rows = [{"label": "all", "per_sample": [{"name": "c0", "iou_hand": 0.6}, {"name": "c1", "iou_hand": 0.2},
-                                            {"name": "c2", "iou_hand": 0.5}, {"name": "c3", "iou_hand": None}]},
+                                            {"name": "c2", "iou_hand": 0.5}, {"name": "c3", "iou_hand": 0.9},
+                                            {"name": "c4", "iou_hand": None}]},
             {"label": "seg", "per_sample": [{"name": "c2", "iou_hand": 0.1}, {"name": "c0", "iou_hand": 0.4},
-                                            {"name": "c1", "iou_hand": 0.3}]}]
+                                            {"name": "c1", "iou_hand": 0.3}, {"name": "c4", "iou_hand": 0.2}]}]
     out = regions.paired_difference(rows, "all", "seg")
     assert out["n"] == 3 and (out["a_wins"], out["b_wins"]) == (2, 1)
     assert out["mean_difference"] == pytest.approx((0.2 - 0.1 + 0.4) / 3)
