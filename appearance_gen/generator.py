@@ -110,7 +110,7 @@ class AppearanceGenerator:
         scales = {**(self.config.controlnet.conditioning_scales or {}), **(conditioning_scales or {})}
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         images = self.pipeline(bundle.prompt, inputs, generators,
-                               num_inference_steps=num_inference_steps or sampling.num_inference_steps,
+                               num_inference_steps=sampling.num_inference_steps if num_inference_steps is None else num_inference_steps,
                                guidance_scale=sampling.guidance_scale if guidance_scale is None else guidance_scale,
                                conditioning_scales=scales,
                                max_sequence_length=sampling.max_sequence_length,

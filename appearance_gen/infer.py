@@ -26,7 +26,7 @@ from appearance_gen.config import load_appearance_config
 from appearance_gen.generator import AppearanceGenerator
 from data_tools.io.atomic import write_json
 from data_tools.maps.bundle import ConditionBundle
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
 from data_tools.io.filelists import write_filelist
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     gen.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: sampling.seeds)")
     gen.add_argument("--chosen-seed", type=int, default=None, help="seed written to first_frames.txt (default 0)")
-    gen.add_argument("--steps", type=int, default=None, help="denoising steps")
+    gen.add_argument("--steps", type=positive_int, default=None, help="denoising steps")
     gen.add_argument("--guidance", type=float, default=None, help="FLUX guidance scale")
     gen.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                      help="resample conditions to this size (default: sampling.size, else data.size)")

@@ -154,7 +154,7 @@ class MotionGenerator:
         frames = self.pipe(
             image=image, **text,
             conditions=conditions, height=run_size[0], width=run_size[1], num_frames=run_frames + extra,
-            num_inference_steps=num_inference_steps or gen.num_inference_steps,
+            num_inference_steps=gen.num_inference_steps if num_inference_steps is None else num_inference_steps,
             guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
             fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
             guidance_on=gen.guidance_on,

@@ -16,7 +16,7 @@ import numpy as np
 
 from data_tools.io.atomic import write_text
 from data_tools.maps.bundle import SIM_FILE_RE, ConditionBundle, condition_videos
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.errors import DataError, require_file
 from data_tools.io.video_io import read_image, write_image, write_video
 
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prompt", help="caption (default: prompt.txt in the folder)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, help="inference steps (default: generate.num_inference_steps)")
+    parser.add_argument("--steps", type=positive_int, help="inference steps (default: generate.num_inference_steps)")
     parser.add_argument("--guidance", type=float, help="CFG scale (default: generate.guidance_scale)")
     parser.add_argument("--device", help="cuda / cpu (default: cuda when available)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value config overrides")

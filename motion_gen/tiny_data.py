@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from data_tools.maps.bundle import ConditionBundle
-from data_tools.io.cli import setup_logging, shared_samples_dir
+from data_tools.io.cli import positive_int, setup_logging, shared_samples_dir
 from data_tools.errors import DataError
 from data_tools.datasets.hoi_dataset import write_bundle_dataset, write_clip, write_prompts, write_split
 
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     parser.add_argument("--source", choices=("synthetic", "sample", "auto"), default="auto",
                         help="auto: the shared DexYCB sample when present, else synthetic clips")
     parser.add_argument("--clips", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=9)
+    parser.add_argument("--frames", type=positive_int, default=9)
     parser.add_argument("--size", type=int, nargs=2, default=(32, 48), metavar=("H", "W"))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)

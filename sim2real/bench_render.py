@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.pose.objects import resolve_object
 from data_tools.pose.procedural_hand import load_hand_model
 from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
@@ -26,7 +26,7 @@ logger = logging.getLogger("sim2real.bench_render")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=49)
+    parser.add_argument("--frames", type=positive_int, default=49)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=720)
     parser.add_argument("--object", default="mustard_bottle")

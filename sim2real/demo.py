@@ -14,7 +14,7 @@ import logging
 import os
 import time
 
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.io.config import load_config
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.pose.labels import SequenceLabels
@@ -32,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--object", default="mustard_bottle",
                         help=f"built-in object or mesh path (built-ins: {', '.join(sorted(BUILTIN_OBJECTS))})")
     parser.add_argument("--mano", default=None, help="MANO_RIGHT.pkl to use instead of the procedural hand")
-    parser.add_argument("--frames", type=int, default=49, help="trajectory frames (default: 49)")
+    parser.add_argument("--frames", type=positive_int, default=49, help="trajectory frames (default: 49)")
     parser.add_argument("--height", type=int, default=240, help="render height (default: 240)")
     parser.add_argument("--width", type=int, default=360, help="render width (default: 360)")
     parser.add_argument("--seed", type=int, default=0, help="trajectory jitter seed")

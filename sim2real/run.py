@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from data_tools.io.atomic import write_json
-from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle
+from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle, check_sim_folder
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError
@@ -65,6 +65,18 @@ class Sim2RealConfig:
     style: str | None = None             # condition style for rendering and the motion model's fixed streams
     # (data_tools.maps.style; pam_release for the released weights); None: render.style and the motion config's
     render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
+
+    RANGES = {"seeds": (0, None), "pick": (0, None), "motion_seed": (0, None), "appearance_steps": (1, None),
+              "motion_steps": (1, None), "appearance_guidance": (0, None), "motion_guidance": (0, None),
+              "num_frames": (1, None), "height": (8, None), "width": (8, None), "fps": (1e-3, None)}
+
+    def __post_init__(self):
+        if not self.seeds:
+            raise DataError(None, "'seeds' must name at least one appearance seed")
+        if self.pick >= len(self.seeds):
+            raise DataError(None, f"'pick' is {self.pick} but there are {len(self.seeds)} seeds (candidates)")
+        if self.resize_mode not in ("crop", "resize", "pad"):
+            raise DataError(None, f"'resize_mode' must be crop, resize or pad, got {self.resize_mode!r}")
 
 
 @dataclasses.dataclass
@@ -113,6 +125,8 @@ def discover(inputs: Sequence[str]) -> list[SimInput]:
                     add(full, path)
             if len(found) == before:
                 raise DataError(path, "no sim folders, condition-video folders or trajectory files inside")
+        elif not os.path.exists(path):
+            raise DataError(path, "does not exist" + (f" (listed in {where})" if where else ""))
         else:
             raise DataError(where or path, f"{path!r} is not a sim folder, condition-video folder, trajectory "
                                            "(.npz/.json) or list (.txt)")
@@ -148,6 +162,17 @@ def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str)
             return ConditionBundle.from_sim_folder(tmp, names, frames, size, resize_mode, name=name)
         except DataError as exc:
             raise DataError(path, f"{exc.problem} (indices counted from {first})") from None
+
+
+def check_input(seq: SimInput) -> None:
+    """Cheap checks of one input: a trajectory loads and validates (finite, plausible, consistent lengths); a sim
+    folder's frame headers are 8-bit RGB/grey of one size. Condition-video folders are checked when decoded."""
+    if seq.kind == "trajectory":
+        from data_tools.pose.trajectory import load_trajectory
+
+        load_trajectory(seq.path)
+    elif seq.kind == "sim":
+        check_sim_folder(seq.path)
 
 
 def available_conditions(seq: SimInput) -> list[str]:
@@ -233,8 +258,9 @@ class Sim2Real:
 
     def target_shape(self) -> tuple[int, tuple[int, int]]:
         cfg = self.config
-        frames = cfg.num_frames or self.motion.num_frames
-        return frames, (cfg.height or self.motion.height, cfg.width or self.motion.width)
+        pick = lambda given, default: default if given is None else given  # noqa: E731  (0 is refused at load)
+        return pick(cfg.num_frames, self.motion.num_frames), (pick(cfg.height, self.motion.height),
+                                                              pick(cfg.width, self.motion.width))
 
     def load_bundle(self, seq: SimInput, timings: dict) -> ConditionBundle:
         """The sequence's conditions at the generation size (trajectories are rendered at that size first)."""
@@ -347,6 +373,8 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     chosen = read_first_frames(first_frames, sequences) if first_frames else {}
     mine, index, count = shard_of(sequences, shard)
     todo = [s for s in mine if overwrite or stage != "all" or not os.path.isfile(os.path.join(out, s.name, "manifest.json"))]
+    for seq in todo:  # refuse bad inputs before any model loads or any output is written
+        check_input(seq)
     logger.info("%d sequences, shard %d/%d has %d, %d to do (outputs in %s)", len(sequences), index, count,
                 len(mine), len(todo), out)
     engine, manifests = Sim2Real(config), []

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data_tools.io.cli import positive_int
 from data_tools.io.atomic import umask_permissions, write_json, write_text
 from data_tools.errors import DataError, require_file
 from data_tools.metrics.regions import (PixelSegmenter, fit_segmenter, load_segmenter, paired_difference, region_iou,
@@ -556,7 +557,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     fit.add_argument("--root", required=True, help="processed toy-world dataset")
     fit.add_argument("--out", default="assets/toy_world/segmenter.safetensors")
     fit.add_argument("--size", type=parse_size, default=(96, 144), metavar="HxW", help="default 96x144")
-    fit.add_argument("--steps", type=int, default=600)
+    fit.add_argument("--steps", type=positive_int, default=600)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("-v", "--verbose", action="store_true")
     sg = sub.add_parser("seg-iou", help="mask IoU of generated hand/object regions vs the conditioning seg mask")
@@ -577,7 +578,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cb.add_argument("--root", help="default: the runs' dataset root, else outputs/toy_world/processed")
     cb.add_argument("--split", help="default: the runs' split, else test")
     cb.add_argument("--limit", type=int, help="only the first N clips (default: the runs' dataset.limit)")
-    cb.add_argument("--num-frames", type=int, help="default: the runs', else 9")
+    cb.add_argument("--num-frames", type=positive_int, help="default: the runs', else 9")
     cb.add_argument("--size", type=parse_size, metavar="HxW", help="default: the runs', else 64x96")
     cb.add_argument("-v", "--verbose", action="store_true")
     tb = sub.add_parser("table", help="the ablation table (markdown) of an evaluation folder")
@@ -627,7 +628,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     vp.add_argument("--root", default="outputs/toy_world/processed")
     vp.add_argument("--split", default="test")
     vp.add_argument("--limit", type=int, default=24, help="clips (default 24)")
-    vp.add_argument("--num-frames", type=int, default=9)
+    vp.add_argument("--num-frames", type=positive_int, default=9)
     vp.add_argument("--size", type=parse_size, default=(64, 96), metavar="HxW")
     vp.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)

@@ -124,18 +124,20 @@ def test_two_processes_with_torchrun(toy, tmp_path):
     script = tmp_path / "run2.py"
     script.write_text(TOY + textwrap.dedent(f'''
         from data_tools.runtime.training import LoopConfig, OptimizerConfig, Trainer
-        import json
+        import json, os
         loop = LoopConfig(output_dir={str(tmp_path / "ddp")!r}, max_steps=4, batch_size=4, checkpoint_every=2,
                           log_every=0, cpu=True)
         s = Trainer(ToySpec(), ToyData(), loop, OptimizerConfig(lr=0.05, warmup_steps=0, scheduler="constant")).train()
-        print("SUMMARY", json.dumps({{"world": s["world_size"], "step": s["step"], "type": s["distributed_type"]}}))
+        # one file per rank: two ranks printing to one shared pipe can interleave within a line
+        with open(os.path.join({str(tmp_path)!r}, "summary_" + os.environ["RANK"] + ".json"), "w") as f:
+            json.dump({{"world": s["world_size"], "step": s["step"], "type": s["distributed_type"]}}, f)
     '''))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd())
     result = subprocess.run([*torchrun(2), str(script)], capture_output=True, text=True, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    summaries = [json.loads(line.split("SUMMARY ", 1)[1]) for line in result.stdout.splitlines() if "SUMMARY" in line]
-    assert len(summaries) == 2 and all(s == {"world": 2, "step": 4, "type": "DistributedType.MULTI_CPU"} for s in summaries)
+    summaries = [json.loads((tmp_path / f"summary_{rank}.json").read_text()) for rank in (0, 1)]
+    assert all(s == {"world": 2, "step": 4, "type": "DistributedType.MULTI_CPU"} for s in summaries)
     assert [s for s, _ in list_checkpoints(str(tmp_path / "ddp"))] == [2, 4]
 
 

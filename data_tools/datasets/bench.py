@@ -15,7 +15,7 @@ import time
 from typing import Sequence
 
 from data_tools.io.atomic import write_json
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.datasets import dexycb, oakink2, synthetic
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools.datasets.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="/tmp/pam_bench_datasets", help="scratch folder (emptied first)")
     parser.add_argument("--views", type=int, default=4, help="DexYCB camera views to convert")
-    parser.add_argument("--frames", type=int, default=72, help="frames per DexYCB view (the release has 72)")
+    parser.add_argument("--frames", type=positive_int, default=72, help="frames per DexYCB view (the release has 72)")
     parser.add_argument("--oakink2-clips", type=int, default=1, help="49-frame OakInk2 clips per camera")
     parser.add_argument("--workers", default="1,2", help="comma list of worker counts to time")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")

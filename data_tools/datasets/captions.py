@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_tools.io.atomic import umask_permissions, write_json
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.datasets.index import read_index, write_index
 from data_tools.datasets.runner import ClipResult, Summary
 from data_tools.errors import DataError
@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
     parser.add_argument("--question", default=DEFAULT_QUESTION, help="instruction given to the VLM")
     parser.add_argument("--max-new-tokens", type=int, default=120)
-    parser.add_argument("--frames", type=int, default=1, help="frames shown to the VLM per clip (uniform; 1 = first)")
+    parser.add_argument("--frames", type=positive_int, default=1, help="frames shown to the VLM per clip (uniform; 1 = first)")
     parser.add_argument("--overwrite", action="store_true", help="recaption clips already captioned by this source")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

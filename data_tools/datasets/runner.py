@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from tqdm import tqdm
 
 from data_tools.io.atomic import write_json
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from data_tools.errors import DataError
 from data_tools.maps.geometry_maps import DEPTH_COLORMAPS
 from data_tools.maps.style import STYLES, get_style
@@ -230,7 +230,7 @@ def add_converter_args(parser, root_help: str, depth_help: str, default_fps: flo
     parser.add_argument("--depth-colormap", choices=DEPTH_COLORMAPS, default=None,
                         help="colours of depth.mp4 (near bright), overriding the style's: gray (engine, as the "
                              "renderer's sim depth) or inferno (pam_release: the reference's real DexYCB depth)")
-    parser.add_argument("--num-frames", type=int, default=None,
+    parser.add_argument("--num-frames", type=positive_int, default=None,
                         help="resample every clip to this many frames (uniform in time; default: keep native)")
     parser.add_argument("--size", type=parse_size, default=None, metavar="HxW",
                         help="resize every clip to HEIGHTxWIDTH, e.g. 480x720 (default: keep native)")

@@ -55,3 +55,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
     """Atomically write a JSON file."""
     write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def write_label_npz(path: str | os.PathLike, arrays: dict) -> str:
+    """Atomically write a label ``.npz``, refusing any non-finite value (a label file with NaN or inf would poison
+    every model trained or scored on it). The refusal names the array and its first bad frame."""
+    import numpy as np
+
+    from data_tools.errors import DataError
+
+    path = os.fspath(path)
+    for key, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype.kind in "fc":
+            bad = ~np.isfinite(value)
+            if bad.any():
+                frame = int(np.argwhere(bad)[0][0]) if value.ndim else 0
+                raise DataError(path, f"refusing to write non-finite values in '{key}' (first at index {frame})")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return path

@@ -1,6 +1,7 @@
 """Small helpers shared by every command-line entry point."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -30,6 +31,17 @@ def shared_samples_dir() -> str | None:
     return path if os.path.isdir(path) else None
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 and negatives are refused, never read as "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
     """Exit status of a command's ``main(argv)``: its return value (None: 0), or 2 after printing one line
     ``error: <file>: <problem>`` on stderr when it raises a ``DataError`` (bad input); under ``-v``/``--verbose``
@@ -40,6 +52,6 @@ def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | N
     except DataError as exc:
         if any(flag in argv for flag in VERBOSE_FLAGS):
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)  # one line, always
         return 2
     return 0 if status is None else int(status)

@@ -27,6 +27,9 @@ def _convert(value: Any, annotation: Any, where: str, source: str | None):
         if annotation is int and float(value) != int(value):
             raise DataError(source, f"'{where}' must be an integer, got {value!r}")
         return annotation(value)
+    if annotation in (int, float):
+        kind = "an integer" if annotation is int else "a number"
+        raise DataError(source, f"'{where}' must be {kind}, got {value!r}")
     if annotation is bool and not isinstance(value, bool):
         raise DataError(source, f"'{where}' must be true or false, got {value!r}")
     if annotation is str and not isinstance(value, str):
@@ -37,11 +40,15 @@ def _convert(value: Any, annotation: Any, where: str, source: str | None):
         items = [_convert(v, inner, f"{where}[{i}]", source) if inner is not Any and inner is not Ellipsis else v
                  for i, v in enumerate(value)]
         return origin(items)
+    if origin in (list, tuple):
+        raise DataError(source, f"'{where}' must be a list, got {value!r}")
     return value
 
 
 def from_dict(cls: type[T], data: dict, source: str | None = None, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise DataError naming ``source``."""
+    """Build dataclass ``cls`` from ``data``; unknown keys, wrong types and values outside the class's ``RANGES``
+    (``{field: (low, high)}``, either bound None; list items are checked one by one) raise DataError naming
+    ``source``."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -49,10 +56,22 @@ def from_dict(cls: type[T], data: dict, source: str | None = None, prefix: str =
         raise DataError(source, f"unknown config key(s) {[prefix + k for k in unknown]}; "
                                 f"valid keys: {sorted(prefix + k for k in fields)}")
     kwargs = {k: _convert(v, hints[k], prefix + k, source) for k, v in data.items()}
+    for key, (low, high) in getattr(cls, "RANGES", {}).items():
+        value = kwargs.get(key, getattr(fields[key], "default", None))
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                    not ((low is None or v >= low) and (high is None or v <= high)):
+                bound = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+                raise DataError(source, f"'{prefix}{key}' must be {bound}, got {value!r}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise DataError(source, f"config is incomplete or invalid: {exc}") from None
+    except DataError as exc:  # a dataclass's own __post_init__ check: name the config file
+        if exc.path is not None:
+            raise
+        raise DataError(source, exc.problem) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -75,7 +94,12 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             try:
                 data = yaml.safe_load(f) or {}
             except yaml.YAMLError as exc:
-                raise DataError(source, f"invalid YAML: {exc}") from None
+                mark = getattr(exc, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+                raise DataError(source, f"invalid YAML{where}: {problem}") from None
+            except UnicodeDecodeError as exc:
+                raise DataError(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if not isinstance(data, dict):
             raise DataError(source, "config must be a YAML mapping at the top level")
     for text in overrides:

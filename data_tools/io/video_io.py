@@ -209,6 +209,46 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None, res
     return img
 
 
+_PNG_LAYOUTS = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}  # PNG colour types
+
+
+def map_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of a PNG condition-map frame from its header alone (bytes 16-25), refusing what
+    ``read_map_image`` refuses: a cheap check of a whole sim folder before any model loads."""
+    path = require_file(path, "image")
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DataError(path, "cannot decode image (not a PNG file, or truncated)")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    depth, colour = head[24], head[25]
+    layout = _PNG_LAYOUTS.get(colour, f"PNG colour type {colour}")
+    if colour not in (0, 2, 3):
+        raise DataError(path, f"condition maps are RGB or grey images, got {layout}")
+    if depth != 8 and colour != 3:
+        raise DataError(path, f"condition maps are 8-bit images, got {depth}-bit {layout}")
+    return height, width
+
+
+def read_map_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one frame of a condition map as ``(H, W, 3)`` uint8 RGB: 8-bit RGB, or 8-bit grey (copied to three
+    channels). Grey+alpha, RGBA, 16-bit and other layouts are refused, naming the file (a silent conversion would
+    feed the model something it never saw)."""
+    path = require_file(path, "image")
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(path, "cannot decode image (corrupt or unsupported format)")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if img.dtype != np.uint8:
+        raise DataError(path, f"condition maps are 8-bit images, got {img.dtype} ({channels} channels)")
+    if channels == 1:
+        return np.repeat(img.reshape(*img.shape[:2], 1), 3, axis=2)
+    if channels != 3:
+        layout = {2: "grey+alpha", 4: "RGBA"}.get(channels, f"{channels} channels")
+        raise DataError(path, f"condition maps are RGB or grey images, got {layout}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> str:
     """Write an RGB uint8 image (or a single-channel uint8/uint16 image) atomically; format from the suffix."""
     path = os.fspath(path)

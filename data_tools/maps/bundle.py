@@ -16,7 +16,7 @@ import numpy as np
 
 from data_tools.io.atomic import write_text
 from data_tools.errors import DataError
-from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, read_image, read_video, resample_time, resize_frames,
+from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, map_image_size, read_image, read_map_image, read_video, resample_time, resize_frames,
                                  write_image, write_video)
 
 CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")
@@ -53,6 +53,27 @@ def _find_video(folder: str, stem: str) -> str | None:
         if hits:
             return hits[0]
     return None
+
+
+def check_sim_folder(folder: str | os.PathLike) -> tuple[int, int]:
+    """Check every ``rendered_{map}_{i}.png`` header of a sim folder (8-bit RGB or grey, one size for all) without
+    decoding a pixel; returns the common ``(H, W)``. Run it on every input before any model loads."""
+    folder = os.fspath(folder)
+    first: tuple[str, tuple[int, int]] | None = None
+    for entry in sorted(os.listdir(folder)):
+        match = SIM_FILE_RE.match(entry)
+        if not (match and match["name"] in SIM_MAP_NAMES):
+            continue
+        path = os.path.join(folder, entry)
+        size = map_image_size(path)
+        if first is None:
+            first = (entry, size)
+        elif size != first[1]:
+            raise DataError(path, f"is {size[0]}x{size[1]} but {first[0]} is {first[1][0]}x{first[1][1]}: "
+                                  "the frames of a sim folder must share one size")
+    if first is None:
+        raise DataError(folder, "no rendered_{map}_{i}.png frames found")
+    return first[1]
 
 
 def _looked_for(stem: str) -> str:
@@ -249,8 +270,17 @@ class ConditionBundle:
         if len(set(counts.values())) > 1:
             raise DataError(folder, f"maps have different frame counts: {counts}")
 
+        shapes: dict[tuple, str] = {}
+
         def load(key):
-            video = np.stack([read_image(frames[key][i]) for i in range(counts[key])])
+            images = [read_map_image(frames[key][i]) for i in range(counts[key])]
+            for i, image in enumerate(images):
+                shapes.setdefault(image.shape[:2], frames[key][i])
+                if len(shapes) > 1:
+                    (a, first), (b, other) = list(shapes.items())[:2]
+                    raise DataError(other, f"is {b[0]}x{b[1]} but {os.path.basename(first)} is {a[0]}x{a[1]}: "
+                                           "the frames of a sim folder must share one size")
+            video = np.stack(images)
             if num_frames is not None:
                 video = resample_time(video, num_frames)
             if size is not None:

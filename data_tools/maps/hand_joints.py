@@ -38,16 +38,14 @@ class HandKeypoints:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``joints_2d`` (and ``joints_3d``, ``hand_side``) to an npz file, atomically."""
-        from data_tools.io.atomic import atomic_path
+        from data_tools.io.atomic import write_label_npz
 
         arrays = {"joints_2d": self.joints_2d}
         if self.joints_3d is not None:
             arrays["joints_3d"] = self.joints_3d
         if self.side is not None:
             arrays["hand_side"] = np.array(self.side)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        write_label_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HandKeypoints":

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from data_tools.io.cli import positive_int
 from data_tools.io.atomic import write_json
 from data_tools.metrics.frechet import frechet_distance
 from data_tools.metrics.image_metrics import psnr, ssim
@@ -52,7 +53,7 @@ def run(frames: int, height: int, width: int, dims: int, device: str) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=49)
+    parser.add_argument("--frames", type=positive_int, default=49)
     parser.add_argument("--size", type=int, nargs=2, default=[480, 720], metavar=("H", "W"))
     parser.add_argument("--dims", type=int, default=400, help="feature size for the Fréchet distance (I3D: 400)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

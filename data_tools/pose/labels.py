@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from data_tools.errors import DataError
-from data_tools.io.atomic import atomic_path
+from data_tools.io.atomic import write_label_npz
 from data_tools.io.video_io import resample_indices
 from data_tools.maps.hand_joints import HAND_JOINTS_FILE, HandKeypoints
 from data_tools.pose.camera import Camera
@@ -90,9 +90,7 @@ class SequenceLabels:
                       size=np.array([self.camera.height, self.camera.width]),
                       hand_side=np.array(self.hand_side), hand_model=np.array(self.hand_model),
                       hand_pose_space=np.array(self.hand_pose_space), object=np.array(self.object))
-        with atomic_path(os.path.join(folder, POSE_LABELS_FILE)) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        write_label_npz(os.path.join(folder, POSE_LABELS_FILE), arrays)
         return folder
 
     @classmethod

@@ -69,6 +69,10 @@ class RenderConfig:
     tracking_stride: int = 9           # tracking video (styles with tracking): grid spacing in pixels at 480 rows
     tracking_point_size: int = 7       # side of each tracked point's square in pixels at 480 rows
 
+    RANGES = {"height": (8, None), "width": (8, None), "fps": (1e-3, None), "table_size": (1e-3, None),
+              "ambient": (0, 1), "max_candidates": (1, None), "tracking_stride": (1, None),
+              "tracking_point_size": (1, None), "cpu_threads": (1, None)}
+
 
 @dataclasses.dataclass
 class Part:

@@ -15,10 +15,13 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
+import zipfile
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from data_tools.io.cli import positive_int
 from data_tools.io.atomic import atomic_path, write_json
 from data_tools.pose.camera import Camera, look_at
 from data_tools.errors import DataError, require_file
@@ -28,6 +31,10 @@ from data_tools.pose.objects import ObjectMesh, resolve_object, winding_number
 logger = logging.getLogger(__name__)
 
 PER_FRAME = ("hand_global_orient", "hand_pose", "hand_transl", "object_rot", "object_transl")
+# Largest plausible magnitude of each array: rotations in radians (axis-angle, or MANO PCA coefficients),
+# translations in metres. A value beyond it is a unit or export error, not a pose.
+PLAUSIBLE_LIMITS = {"hand_global_orient": 100.0, "hand_pose": 100.0, "hand_transl": 100.0, "object_rot": 100.0,
+                    "object_transl": 100.0, "hand_betas": 100.0}
 
 
 @dataclasses.dataclass
@@ -62,12 +69,24 @@ class Trajectory:
         return len(self.hand_transl)
 
     def validate(self, source: str | None = None) -> None:
-        t = len(self.hand_transl)
         for key in PER_FRAME:
             arr = getattr(self, key)
-            width = arr.shape[-1] if arr.ndim == 2 else None
-            if arr.ndim != 2 or len(arr) != t or (key != "hand_pose" and width != 3):
-                raise DataError(source, f"'{key}' must be (T={t}, {'n' if key == 'hand_pose' else 3}), got {arr.shape}")
+            if arr.ndim != 2 or (key != "hand_pose" and arr.shape[1] != 3):
+                raise DataError(source, f"'{key}' must be (T, {'n' if key == 'hand_pose' else 3}), got {arr.shape}")
+        lengths = {key: len(getattr(self, key)) for key in PER_FRAME}
+        if len(set(lengths.values())) > 1:
+            raise DataError(source, f"per-frame arrays differ in frame count: {lengths}")
+        t = lengths["hand_transl"]
+        for key, limit in PLAUSIBLE_LIMITS.items():
+            values = np.asarray(getattr(self, key), dtype=np.float64)
+            bad = ~np.isfinite(values) if values.ndim != 2 else ~np.isfinite(values).all(1)
+            what = "is not finite"
+            if not bad.any():
+                bad = (np.abs(values) > limit) if values.ndim != 2 else (np.abs(values) > limit).any(1)
+                what = f"has a magnitude above {limit:g} (implausible)"
+            if bad.any():
+                where = f" at frame {int(np.argmax(bad))}" if key in PER_FRAME else ""
+                raise DataError(source, f"'{key}' {what}{where}")
         if self.hand_pose_space not in ("axis_angle", "pca"):
             raise DataError(source, f"hand_pose_space must be 'axis_angle' or 'pca', got {self.hand_pose_space!r}")
         if self.hand_pose_space == "axis_angle" and self.hand_pose.shape[1] != 45:
@@ -120,19 +139,31 @@ def save_trajectory(traj: Trajectory, path: str | os.PathLike) -> str:
 def load_trajectory(path: str | os.PathLike) -> Trajectory:
     """Read a trajectory written by ``save_trajectory`` (or by hand in the same format)."""
     path = require_file(path, "trajectory file")
-    try:
-        if path.endswith(".json"):
+    if not path.endswith((".npz", ".json")):
+        raise DataError(path, "trajectory files end in .npz or .json")
+    if path.endswith(".json"):
+        try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-            meta = data.pop("meta", {})
-        elif path.endswith(".npz"):
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(path, f"not a trajectory JSON file ({exc})") from None
+        if not isinstance(data, dict):
+            raise DataError(path, "a trajectory JSON file holds one object with the per-frame arrays")
+        meta = data.pop("meta", {})
+    else:
+        try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError):
+            # numpy's own message advises allow_pickle=True, which would run code from the file: never pass it on
+            raise DataError(path, "not a readable trajectory .npz (empty, truncated, not a zip of arrays, or "
+                                  "holds pickled objects)") from None
+        try:
             meta = json.loads(str(data.pop("meta"))) if "meta" in data else {}
-        else:
-            raise DataError(path, "trajectory files end in .npz or .json")
-    except (ValueError, OSError, json.JSONDecodeError) as exc:
-        raise DataError(path, f"cannot read trajectory: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"the 'meta' entry is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(path, "the trajectory's 'meta' must be a mapping")
     missing = [k for k in PER_FRAME if k not in data]
     if missing:
         raise DataError(path, f"trajectory lacks {missing}")
@@ -148,6 +179,8 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
                           camera=camera, **meta)
     except DataError as exc:
         raise DataError(path, exc.problem) from None
+    except (TypeError, ValueError) as exc:
+        raise DataError(path, f"trajectory arrays or meta have the wrong type ({exc})") from None
 
 
 # ------------------------------------------------------------------------------------------------ GraspXL
@@ -173,7 +206,7 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
     path = require_file(path, "GraspXL sequence")
     try:
         data = np.load(path, allow_pickle=True).item()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise DataError(path, f"cannot read GraspXL sequence: {exc}") from None
     if not isinstance(data, dict) or "right_hand" not in data:
         raise DataError(path, "expected a dict with 'right_hand' and an object entry (GraspXL format)")
@@ -197,9 +230,12 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
     obj_trans = np.asarray(obj["trans"], np.float64)
     cam = camera or default_camera(obj_trans[0])
     name = os.path.splitext(os.path.basename(path))[0]
-    return Trajectory(hand_global_orient=np.asarray(hand["rot"], np.float64), hand_pose=pose, hand_transl=trans,
-                      object_rot=np.asarray(obj["rot"], np.float64), object_transl=obj_trans, camera=cam,
-                      flat_hand_mean=flat_hand_mean, object=mesh, fps=fps, prompt=prompt, name=name)
+    try:
+        return Trajectory(hand_global_orient=np.asarray(hand["rot"], np.float64), hand_pose=pose, hand_transl=trans,
+                          object_rot=np.asarray(obj["rot"], np.float64), object_transl=obj_trans, camera=cam,
+                          flat_hand_mean=flat_hand_mean, object=mesh, fps=fps, prompt=prompt, name=name)
+    except DataError as exc:
+        raise DataError(path, exc.problem) from None
 
 
 # --------------------------------------------------------------------------------------- grasp generator
@@ -354,7 +390,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     gen.add_argument("--object-scale", type=float, default=1.0)
     gen.add_argument("--mano", default=None, help="MANO_RIGHT.pkl/MANO_LEFT.pkl (default: procedural hand)")
     gen.add_argument("--side", default="right", choices=("right", "left"))
-    gen.add_argument("--frames", type=int, default=49)
+    gen.add_argument("--frames", type=positive_int, default=49)
     gen.add_argument("--height", type=int, default=480)
     gen.add_argument("--width", type=int, default=720)
     gen.add_argument("--approach-deg", type=float, default=-90.0)

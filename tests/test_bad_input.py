@@ -1,0 +1,201 @@
+"""Bad input, table-driven: each case is refused with one ``error:`` line that names the file and the problem,
+exit status 2, and nothing written to the output folder (``sim2real.run`` on the tiny config, the renderer,
+``motion_gen.infer``)."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from data_tools.io.cli import run_cli
+from data_tools.pose.objects import builtin_object
+from data_tools.pose.procedural_hand import procedural_hand as hand_model
+from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
+from data_tools.pose.trajectory import generate_grasp_trajectory, load_trajectory, save_trajectory
+
+TINY = "configs/sim2real/tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A valid 9-frame trajectory and its rendered sim folder."""
+    root = tmp_path_factory.mktemp("good")
+    hand = hand_model()
+    traj = generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=9,
+                                     height=32, width=48, seed=1, name="grasp")
+    path = save_trajectory(traj, root / "grasp.npz")
+    write_outputs(render_trajectory(traj, RenderConfig(height=32, width=48), hand, progress=False),
+                  str(root / "sim"), fps=15, mp4=False)
+    return root, path
+
+
+def _traj_with(good, tmp, key, edit) -> str:
+    """The good trajectory saved with ``edit(array)`` applied to ``key`` (validation bypassed)."""
+    with np.load(good[1]) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[key] = edit(arrays[key].copy())
+    path = os.path.join(tmp, "bad.npz")
+    np.savez(path, **arrays)
+    return path
+
+
+def _set(a, index, value):
+    a[index] = value
+    return a
+
+
+def _bytes(tmp, data: bytes) -> str:
+    path = os.path.join(tmp, "bad.npz")
+    open(path, "wb").write(data)
+    return path
+
+
+def _pickled(tmp) -> str:
+    path = os.path.join(tmp, "bad.npz")
+    np.savez(path, hand_transl=np.array([{"a": 1}], dtype=object))
+    return path
+
+
+def _sim_with(good, tmp, name, image) -> str:
+    """A copy of the good sim folder with frame ``name`` replaced by ``image`` (written as is by OpenCV)."""
+    folder = os.path.join(tmp, "sim")
+    shutil.copytree(good[0] / "sim", folder)
+    cv2.imwrite(os.path.join(folder, name), image)
+    return folder
+
+
+def _sim_file(good, tmp, name, data: bytes) -> str:
+    folder = os.path.join(tmp, "sim")
+    shutil.copytree(good[0] / "sim", folder)
+    open(os.path.join(folder, name), "wb").write(data)
+    return folder
+
+
+def _config(tmp, text: bytes) -> str:
+    path = os.path.join(tmp, "config.yaml")
+    open(path, "wb").write(text)
+    return path
+
+
+# case id -> (function (good, tmp) -> (input path, extra args), fragment of the one error line, file it names)
+CASES = {
+    "nan hand_transl": (lambda g, t: (_traj_with(g, t, "hand_transl", lambda a: _set(a, 3, np.nan)), []),
+                        "'hand_transl' is not finite at frame 3", "bad.npz"),
+    "inf object_transl": (lambda g, t: (_traj_with(g, t, "object_transl", lambda a: _set(a, 0, np.inf)), []),
+                          "'object_transl' is not finite at frame 0", "bad.npz"),
+    "nan hand_pose": (lambda g, t: (_traj_with(g, t, "hand_pose", lambda a: _set(a, (8, 5), np.nan)), []),
+                      "'hand_pose' is not finite at frame 8", "bad.npz"),
+    "absurd orientation": (lambda g, t: (_traj_with(g, t, "hand_global_orient", lambda a: _set(a, 2, 1e30)), []),
+                           "'hand_global_orient' has a magnitude above 100 (implausible) at frame 2", "bad.npz"),
+    "short hand_transl": (lambda g, t: (_traj_with(g, t, "hand_transl", lambda a: a[:5]), []),
+                          "per-frame arrays differ in frame count", "bad.npz"),
+    "empty npz": (lambda g, t: (_bytes(t, b""), []), "not a readable trajectory .npz", "bad.npz"),
+    "truncated npz": (lambda g, t: (_bytes(t, open(g[1], "rb").read()[:300]), []),
+                      "not a readable trajectory .npz", "bad.npz"),
+    "pickled npz": (lambda g, t: (_pickled(t), []), "not a readable trajectory .npz", "bad.npz"),
+    "missing npz": (lambda g, t: (os.path.join(t, "absent.npz"), []), "does not exist", "absent.npz"),
+    "rgba map": (lambda g, t: (_sim_with(g, t, "rendered_depth_2.png", np.zeros((32, 48, 4), np.uint8)), []),
+                 "got RGBA", "rendered_depth_2.png"),
+    "grey+alpha map": (lambda g, t: (_sim_file(g, t, "rendered_seg_mask_0.png", _grey_alpha_png()), []),
+                       "got grey+alpha", "rendered_seg_mask_0.png"),
+    "16-bit map": (lambda g, t: (_sim_with(g, t, "rendered_depth_1.png", np.zeros((32, 48, 3), np.uint16)), []),
+                   "8-bit images, got 16-bit RGB", "rendered_depth_1.png"),
+    "maps differ in size": (lambda g, t: (_sim_with(g, t, "rendered_depth_4.png", np.zeros((16, 48, 3), np.uint8)),
+                                          []), "is 16x48 but", "rendered_depth_4.png"),
+    "not an image": (lambda g, t: (_sim_file(g, t, "rendered_depth_0.png", b"not a png"), []),
+                     "cannot decode image", "rendered_depth_0.png"),
+    "num_frames=0": (lambda g, t: (g[1], ["--set", "num_frames=0"]), "'num_frames' must be >= 1", TINY),
+    "height=0": (lambda g, t: (g[1], ["--set", "height=0"]), "'height' must be >= 8", TINY),
+    "seeds: abc": (lambda g, t: (g[1], ["--set", "seeds=abc"]), "'seeds' must be a list", TINY),
+    "fps: fast": (lambda g, t: (g[1], ["--set", "fps=fast"]), "'fps' must be a number", TINY),
+    "pick: 5": (lambda g, t: (g[1], ["--set", "pick=5"]), "'pick' is 5 but there are 2 seeds", TINY),
+    "negative seed": (lambda g, t: (g[1], ["--set", "seeds=[0,-1]"]), "'seeds' must be >= 0", TINY),
+    "unknown key": (lambda g, t: (g[1], ["--set", "frames=3"]), "unknown config key(s) ['frames']", TINY),
+    "render.fps=0": (lambda g, t: (g[1], ["--set", "render.fps=0"]), "'render.fps' must be >= 0.001", TINY),
+    "yaml does not parse": (lambda g, t: (g[1], ["--config", _config(t, b"seeds: [0, 1\n")]), "invalid YAML",
+                            "config.yaml"),
+    "yaml not utf-8": (lambda g, t: (g[1], ["--config", _config(t, b"prompt: \xff\xfe\n")]), "not UTF-8 text",
+                       "config.yaml"),
+    "shard 3/2": (lambda g, t: (g[1], ["--shard", "3/2"]), "--shard 3/2: need 0 <= i < n", None),
+}
+
+
+def _grey_alpha_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((32, 48, 2), np.uint8), mode="LA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging():
+    """Each CLI call configures logging on the stderr that pytest captures for that test."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()
+    yield
+    root.handlers[:] = saved
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sim2real_run_refuses_bad_input(case, good, tmp_path, capsys, monkeypatch):
+    from sim2real.run import main
+
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    make, fragment, names = CASES[case]
+    work = tmp_path / "in"
+    work.mkdir()
+    source, extra = make(good, str(work))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.txt").write_text("written earlier")
+    assert run_cli(main, [source, "--out", str(out), "--config", TINY, *extra]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == lines[-1] and fragment in errors[0], lines
+    assert not any("Traceback" in line or "Loading" in line for line in lines), lines  # refused before models load
+    if names:
+        assert names in errors[0], lines
+    assert sorted(os.listdir(out)) == ["kept.txt"]          # nothing partial, nothing lost
+
+
+def test_renderer_refuses_a_nan_trajectory(good, tmp_path, capsys):
+    from data_tools.pose.render import main
+
+    bad = _traj_with(good, str(tmp_path), "hand_transl", lambda a: _set(a, 1, np.nan))
+    assert run_cli(main, [bad, "--out", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: {bad}: 'hand_transl' is not finite at frame 1"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_files_never_hold_non_finite_values(good, tmp_path):
+    from data_tools.errors import DataError
+    from data_tools.maps.hand_joints import HandKeypoints
+
+    joints = np.zeros((3, 21, 2))
+    joints[2, 4, 1] = np.nan
+    with pytest.raises(DataError, match=r"non-finite values in 'joints_2d' \(first at index 2\)"):
+        HandKeypoints(joints).save(tmp_path / "hand_joints.npz")
+    assert os.listdir(tmp_path) == []
+    assert load_trajectory(good[1]).num_frames == 9     # the good trajectory itself loads
+
+
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--steps", "-2"]])
+def test_zero_steps_is_refused_not_read_as_the_default(argv, tmp_path, capsys):
+    from motion_gen.infer import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--config", "configs/motion/tiny.yaml", "--conditions", str(tmp_path), "--out",
+              str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2
+    assert "expected an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
