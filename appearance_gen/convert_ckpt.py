@@ -22,7 +22,6 @@ the double-block renaming is written out below (the same names that converter us
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ import re
 import torch
 
 from appearance_gen.model import AppearanceControlNets
-from data_tools.errors import DataError
+from data_tools.errors import DataError, read_json_file
 from data_tools.io.cli import setup_logging
 from data_tools.runtime.checkpoints import (DTYPE_NAMES, build_and_load, load_checkpoint_state, load_weights_file,
                                             read_model_config, resolve_checkpoint, save_model_folder)
@@ -141,8 +140,7 @@ def flux_transformer_config(flux: str) -> dict:
     path = os.path.join(flux, "transformer", "config.json")
     if not os.path.isfile(path):
         raise DataError(path, "FLUX transformer config missing (is --flux a diffusers FLUX folder?)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json_file(path, "FLUX transformer config")
 
 
 def check_fits_base(config: dict, base: dict, where: str) -> None:

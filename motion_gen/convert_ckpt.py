@@ -13,14 +13,13 @@ conditions). ``scripts/convert_ckpt.sh`` (``sim2real.convert_ckpt``) picks this 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 
 import torch
 
 from data_tools.io.cli import setup_logging
-from data_tools.errors import DataError
+from data_tools.errors import DataError, read_json_file
 from data_tools.runtime.checkpoints import (build_and_load, load_checkpoint_state, load_weights_file, read_model_config,
                                             resolve_checkpoint, save_model_folder)
 from motion_gen.config import DTYPES
@@ -55,9 +54,8 @@ def convert_reference(folder: str, out_dir: str, dtype: str = "fp32") -> str:
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
         raise DataError(config_path, "reference transformer config missing")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    if "num_tracking_blocks" not in config:
+    config = read_json_file(config_path, "reference transformer config")
+    if not isinstance(config, dict) or "num_tracking_blocks" not in config:
         raise DataError(config_path, "not a reference PAM transformer (no num_tracking_blocks)")
     files = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
     if not files:

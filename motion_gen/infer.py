@@ -17,7 +17,7 @@ import numpy as np
 from data_tools.io.atomic import write_text
 from data_tools.maps.bundle import SIM_FILE_RE, ConditionBundle, condition_videos
 from data_tools.io.cli import positive_int, setup_logging
-from data_tools.errors import DataError, require_file
+from data_tools.errors import DataError, require_file, require_output_dir
 from data_tools.io.video_io import read_image, write_image, write_video
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def main(argv=None) -> None:
     setup_logging(args.verbose)
     cfg = load_motion_config(args.config, args.overrides)
     check_inputs(args.conditions, cfg, args.first_frame)
+    require_output_dir(args.out)
     generator = MotionGenerator(cfg, build_pipeline(cfg, args.device))
     bundle, first = load_inputs(args.conditions, generator, args.first_frame, args.prompt)
     video = generator.generate(first, bundle, seed=args.seed, num_inference_steps=args.steps,

@@ -27,7 +27,7 @@ from data_tools.io.atomic import write_json
 from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle, check_sim_folder
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
-from data_tools.errors import DataError
+from data_tools.errors import DataError, require_output_dir
 from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard, process_device
@@ -375,6 +375,7 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     todo = [s for s in mine if overwrite or stage != "all" or not os.path.isfile(os.path.join(out, s.name, "manifest.json"))]
     for seq in todo:  # refuse bad inputs before any model loads or any output is written
         check_input(seq)
+        require_output_dir(os.path.join(out, seq.name), "sequence output folder")
     logger.info("%d sequences, shard %d/%d has %d, %d to do (outputs in %s)", len(sequences), index, count,
                 len(mine), len(todo), out)
     engine, manifests = Sim2Real(config), []

@@ -199,3 +199,53 @@ def test_zero_steps_is_refused_not_read_as_the_default(argv, tmp_path, capsys):
     assert exc.value.code == 2
     assert "expected an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_output_path_that_is_a_file_is_refused_before_any_work(good, tmp_path, capsys):
+    from data_tools.pose.render import main as render
+    from sim2real.run import main as sim2real
+
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    assert run_cli(render, [str(good[1]), "--out", str(target)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: {target}: output folder cannot be created: the path is a file"
+    assert run_cli(sim2real, [str(good[1]), "--out", str(target), "--config", TINY]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == f"error: {target}/grasp: sequence output folder cannot be created ({target} is a file)"
+    assert not any("Loading" in line for line in lines)
+    assert target.read_text() == "keep me"
+
+
+class _FailingModel:
+    """Writes part of a folder, then fails, as a save interrupted by a full disk would."""
+
+    def save_pretrained(self, folder, safe_serialization=True):
+        os.makedirs(folder)
+        open(os.path.join(folder, "config.json"), "w").write("{}")
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_conversion_leaves_no_partial_folder(tmp_path):
+    from data_tools.errors import DataError
+    from data_tools.runtime.checkpoints import save_model_folder
+
+    with pytest.raises(OSError):
+        save_model_folder(_FailingModel(), str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="the path is a file"):
+        save_model_folder(_FailingModel(), str(tmp_path / "file"))
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_broken_config_json_is_named(tmp_path, capsys):
+    from motion_gen.convert_ckpt import main
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "config.json").write_text('{"num_tracking_blocks": 2,')
+    assert run_cli(main, ["--reference", str(tmp_path / "ref"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'ref' / 'config.json'}: reference transformer "
+                                               "config is not valid JSON")
+    assert sorted(os.listdir(tmp_path)) == ["ref"]

@@ -11,10 +11,9 @@ import margins
 import torch
 from conftest import torchrun
 from safetensors.torch import load_file
-from torch.utils.data import Subset
 
 from data_tools.errors import DataError
-from data_tools.runtime.training import Trainer, list_checkpoints, read_train_log
+from data_tools.runtime.training import list_checkpoints, read_train_log
 from motion_gen.config import load_motion_config
 from motion_gen.convert_ckpt import convert
 from motion_gen.model import CogVideoXConditionTransformer

@@ -49,9 +49,11 @@ def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | N
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status = main(argv)
-    except DataError as exc:
+    except (DataError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # file-system refusals (an output path that is a file, a read-only folder) are bad input too
         if any(flag in argv for flag in VERBOSE_FLAGS):
             traceback.print_exc()
-        print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)  # one line, always
+        text = str(exc) if isinstance(exc, DataError) else f"{exc.filename}: {exc.strerror}"
+        print("error: " + " ".join(text.split("\n")), file=sys.stderr)  # one line, always
         return 2
     return 0 if status is None else int(status)

@@ -409,6 +409,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     from data_tools.io.cli import setup_logging
+    from data_tools.errors import require_output_dir
     from data_tools.io.config import load_config
     from data_tools.pose.trajectory import load_trajectory
 
@@ -416,6 +417,7 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     config = load_config(RenderConfig, args.config, args.set)
     traj = load_trajectory(args.trajectory)
+    require_output_dir(args.out)
     start = time.perf_counter()
     hand_model = traj.hand_model(args.mano)
     bundle = render_trajectory(traj, config, hand_model, base_dir=os.path.dirname(os.path.abspath(args.trajectory)))

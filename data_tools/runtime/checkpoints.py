@@ -7,7 +7,6 @@ A checkpoint is what ``Trainer`` writes under ``<output_dir>/checkpoints/checkpo
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -16,7 +15,7 @@ from typing import Sequence
 import torch
 
 from data_tools.io.atomic import umask_permissions
-from data_tools.errors import DataError
+from data_tools.errors import DataError, read_json_file
 from data_tools.runtime.training import latest_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -90,11 +89,7 @@ def read_model_config(checkpoint: str, key: str, override: str | None = None, op
     path = override or os.path.join(checkpoint, "trainer_state.json")
     if not os.path.isfile(path):
         raise DataError(path, f"model config not found; pass {option} <folder>/config.json")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON ({exc.msg})") from None
+    data = read_json_file(path, "model config")
     if override:
         return {k: v for k, v in data.items() if not k.startswith("_")}
     config = (data.get("config") or {}).get(key)
@@ -108,8 +103,8 @@ def trainer_config_keys(checkpoint: str) -> list[str]:
     path = os.path.join(checkpoint, "trainer_state.json")
     if not os.path.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return list((json.load(f).get("config") or {}).keys())
+    state = read_json_file(path, "trainer state")
+    return list(((state if isinstance(state, dict) else {}).get("config") or {}).keys())
 
 
 def check_state_keys(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | None) -> None:
@@ -130,12 +125,17 @@ def save_model_folder(model, out_dir: str, dtype: torch.dtype | None = None, sou
     if dtype is not None:
         model.to(dtype)
     out_dir = out_dir.rstrip("/")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(out_dir, "output folder cannot be created: the path is a file")
     partial = out_dir + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial, safe_serialization=True)
-    umask_permissions(partial)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(partial, out_dir)
+    try:
+        model.save_pretrained(partial, safe_serialization=True)
+        umask_permissions(partial)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(partial, out_dir)
+    finally:  # a failed conversion leaves no partial folder behind
+        shutil.rmtree(partial, ignore_errors=True)
     logger.info("converted %s -> %s", source, out_dir)
     return out_dir
 
