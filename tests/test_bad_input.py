@@ -107,6 +107,8 @@ CASES = {
                                           []), "is 16x48 but", "rendered_depth_4.png"),
     "not an image": (lambda g, t: (_sim_file(g, t, "rendered_depth_0.png", b"not a png"), []),
                      "cannot decode image", "rendered_depth_0.png"),
+    "prompt not utf-8": (lambda g, t: (_sim_file(g, t, "prompt.txt", b"a hand \xff\xfe"), []),
+                         "prompt is not UTF-8 text", "prompt.txt"),
     "num_frames=0": (lambda g, t: (g[1], ["--set", "num_frames=0"]), "'num_frames' must be >= 1", TINY),
     "height=0": (lambda g, t: (g[1], ["--set", "height=0"]), "'height' must be >= 8", TINY),
     "seeds: abc": (lambda g, t: (g[1], ["--set", "seeds=abc"]), "'seeds' must be a list", TINY),

@@ -55,6 +55,18 @@ def _find_video(folder: str, stem: str) -> str | None:
     return None
 
 
+def read_prompt(folder: str) -> str:
+    """The stripped text of ``folder/prompt.txt`` ("" when absent); a non-UTF-8 file is refused, naming it."""
+    path = os.path.join(folder, "prompt.txt")
+    if not os.path.isfile(path):
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"prompt is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def check_sim_folder(folder: str | os.PathLike) -> tuple[int, int]:
     """Check every ``rendered_{map}_{i}.png`` header of a sim folder (8-bit RGB or grey, one size for all) without
     decoding a pixel; returns the common ``(H, W)``. Run it on every input before any model loads."""
@@ -216,8 +228,7 @@ class ConditionBundle:
         image_path = _find_image(folder, ("first_frame", "image"))
         first = read_image(image_path, size, resize_mode) if image_path else None
         if prompt is None:
-            prompt_path = os.path.join(folder, "prompt.txt")
-            prompt = open(prompt_path, encoding="utf-8").read().strip() if os.path.isfile(prompt_path) else ""
+            prompt = read_prompt(folder)
         bundle_name = name or os.path.basename(os.path.normpath(folder))
         try:
             return cls(conditions, prompt=prompt, first_frame=first, video=video, name=bundle_name)
@@ -290,8 +301,7 @@ class ConditionBundle:
         conditions = {key: load(key) for key in wanted}
         extras = {"rgb": load("rgb")} if "rgb" in frames else {}
         if prompt is None:
-            prompt_path = os.path.join(folder, "prompt.txt")
-            prompt = open(prompt_path, encoding="utf-8").read().strip() if os.path.isfile(prompt_path) else ""
+            prompt = read_prompt(folder)
         try:
             return cls(conditions, prompt=prompt, name=name or os.path.basename(os.path.normpath(folder)),
                        extras=extras)
