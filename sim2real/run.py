@@ -28,6 +28,7 @@ from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError, require_output_dir
+from data_tools.runtime.claims import claim, read_claim
 from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard, process_device
@@ -380,7 +381,14 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
                 len(mine), len(todo), out)
     engine, manifests = Sim2Real(config), []
     for seq in tqdm(todo, desc="sim2real", disable=len(todo) < 2):
-        manifest = engine.run_sequence(seq, os.path.join(out, seq.name), chosen.get(seq.name), stage)
+        folder = os.path.join(out, seq.name)
+        with claim(folder) as ours:  # another worker on the same shard does each sequence once
+            done = stage == "all" and not overwrite and os.path.isfile(os.path.join(folder, "manifest.json"))
+            if not ours or done:
+                logger.info("%s: %s", seq.name, "done by another worker" if done else
+                            f"claimed by another worker {read_claim(folder)}; skipped")
+                continue
+            manifest = engine.run_sequence(seq, folder, chosen.get(seq.name), stage)
         if manifest:
             logger.info("%s: video %s, contact sheet %s (%.1fs)", seq.name, manifest["outputs"]["video"],
                         manifest["outputs"]["contact_sheet"], manifest["timings"]["total_s"])

@@ -251,3 +251,18 @@ def test_broken_config_json_is_named(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'ref' / 'config.json'}: reference transformer "
                                                "config is not valid JSON")
     assert sorted(os.listdir(tmp_path)) == ["ref"]
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", "pickle"])
+def test_unreadable_weights_never_advise_unsafe_loading(content, tmp_path):
+    import pickle
+
+    from data_tools.errors import DataError
+    from data_tools.runtime.checkpoints import load_weights_file
+
+    path = tmp_path / "pytorch_model.bin"
+    path.write_bytes(pickle.dumps(print) if content == "pickle" else content)
+    with pytest.raises(DataError) as exc:
+        load_weights_file(str(path))
+    assert str(exc.value).startswith(f"{path}: not a torch.save file of tensors")
+    assert "weights_only" not in str(exc.value) and "allow_pickle" not in str(exc.value)

@@ -57,8 +57,9 @@ def load_weights_file(path: str) -> dict[str, torch.Tensor]:
             raise DataError(path, f"not a readable safetensors file ({exc})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(path, f"not a torch.save state dict of tensors ({str(exc).splitlines()[0]})") from None
+    except Exception:  # torch's message advises weights_only=False, which would run code from the file: not passed on
+        raise DataError(path, "not a torch.save file of tensors (empty, truncated, or holds pickled objects other "
+                              "than tensors)") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(path, "does not hold a state dict (a mapping of names to tensors)")
     return state

@@ -1,0 +1,108 @@
+"""Claims: two workers on one shard do each sequence once; a run killed mid-write (SIGKILL) leaves temporaries
+that the rerun removes."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from data_tools.pose.objects import builtin_object
+from data_tools.pose.procedural_hand import procedural_hand
+from data_tools.pose.trajectory import generate_grasp_trajectory, save_trajectory
+from data_tools.runtime import claims
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = "configs/sim2real/tiny.yaml"
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_claim_is_exclusive_and_stale_claims_are_taken_over(tmp_path):
+    folder = str(tmp_path / "seq")
+    with claims.claim(folder) as first:
+        with claims.claim(folder) as second:              # this process holds it: a live holder
+            assert first and not second
+        assert claims.read_claim(folder)["pid"] == os.getpid()
+    assert claims.read_claim(folder) is None              # released
+    # a dead holder on this host, with the temporaries it left
+    json.dump({"host": socket.gethostname(), "pid": _dead_pid(), "time": 0}, open(f"{folder}/.claim", "w"))
+    os.makedirs(f"{folder}/conditions")
+    for name in (".video.abc.part.mp4", "conditions/.depth.x1.part.mp4", "keep.mp4"):
+        open(f"{folder}/{name}", "w").write("x")
+    with claims.claim(folder) as taken:
+        assert taken and claims.read_claim(folder)["pid"] == os.getpid()
+        assert sorted(os.listdir(folder)) == [".claim", "conditions", "keep.mp4"]
+        assert os.listdir(f"{folder}/conditions") == []
+    # another host's claim: stale only after stale_after seconds
+    other = {"host": "elsewhere", "pid": 1, "time": 1e12}
+    assert not claims.is_stale(other) and claims.is_stale({**other, "time": 0}, stale_after=60)
+    assert claims.is_stale(None) and claims.is_stale({"host": "x"})
+
+
+@pytest.fixture(scope="module")
+def trajectories(tmp_path_factory):
+    root = tmp_path_factory.mktemp("claims_in")
+    hand = procedural_hand()
+    for k in range(4):
+        traj = generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=9,
+                                         height=32, width=48, seed=k, name=f"grasp_{k}")
+        save_trajectory(traj, root / f"grasp_{k}.npz")
+    return str(root)
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+
+
+def test_two_workers_on_one_shard_generate_each_sequence_once(trajectories, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sim2real.run", trajectories, "--out", str(out), "--config", TINY]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    made = [line.split(": video ")[0].split()[-1] for log in logs for line in log.splitlines() if ": video " in line]
+    assert sorted(made) == [f"grasp_{k}" for k in range(4)], logs       # each once, across both workers
+    for k in range(4):
+        assert json.load(open(out / f"grasp_{k}" / "manifest.json"))["name"] == f"grasp_{k}"
+        assert not (out / f"grasp_{k}" / ".claim").exists()
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import sim2real.run as run
+    from data_tools.io.atomic import atomic_path
+
+    def write_video(path, video, fps=15):  # dies with SIGKILL half-way through writing the video
+        with atomic_path(path) as tmp:
+            open(tmp, "wb").write(b"half a video")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run.write_video = write_video
+    sys.exit(run.main(sys.argv[1:]))
+""")
+
+
+def test_a_rerun_after_sigkill_leaves_no_temporaries(trajectories, tmp_path):
+    out = tmp_path / "out"
+    one = os.path.join(trajectories, "grasp_0.npz")
+    args = [one, "--out", str(out), "--config", TINY]
+    killed = subprocess.run([sys.executable, "-c", KILLED, *args], cwd=ROOT, env=_env(), capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    left = sorted(os.listdir(out / "grasp_0"))
+    assert ".claim" in left and any(n.startswith(".video.") and ".part" in n for n in left), left
+    rerun = subprocess.run([sys.executable, "-m", "sim2real.run", *args], cwd=ROOT, env=_env(), capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    files = [os.path.join(r, n) for r, _, names in os.walk(out) for n in names]
+    assert not [f for f in files if ".part" in os.path.basename(f) or f.endswith(".claim")], files
+    assert (out / "grasp_0" / "manifest.json").is_file() and (out / "grasp_0" / "video.mp4").is_file()
