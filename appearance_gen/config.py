@@ -28,6 +28,11 @@ class ModelConfig:
     base_path: str | None = None        # diffusers FLUX folder: transformer/, vae/, text_encoder(_2)/, tokenizer(_2)/, scheduler/
     controlnet_path: str | None = None  # an AppearanceControlNets folder (training's final/); None: new branches
     dtype: str = "float32"              # weights of the frozen parts: float32 | bfloat16 | float16
+    # arithmetic dtype when it differs from ``dtype``: the weights are loaded in ``dtype`` (their values rounded
+    # to it) and cast up to this one, noise and latents are made in it; the VAE stays in ``dtype``. The reference
+    # runs FLUX, T5, CLIP and both ControlNets under an fp32 autocast with bf16 weights and fp32 noise
+    # (appearance_gen/double_infer_sim.py, src/flux/xflux_pipeline.py); this computes the same at 2x memory.
+    compute_dtype: str | None = None
     cpu_offload: bool = False           # on CUDA: keep models on the CPU and move each to the GPU while it runs
     scheduler: dict = dataclasses.field(default_factory=lambda: {
         "shift": 3.0, "use_dynamic_shifting": True, "base_shift": 0.5, "max_shift": 1.15,
@@ -47,6 +52,9 @@ class ControlNetConfig:
     # hint-block widths, one stride-2 conv per entry after the first; null: 16 each, as many as the VAE downscales
     hint_block_out_channels: list[int] | None = None
     blocks_repeat: bool = True  # residual i % n into base double block i (x-flux); false: diffusers' intervals
+    # maps fed as all -1 (black) instead of the bundle's: the released physical branch was trained without normals
+    # (the reference's appearance training set excluded them), so pam_release blanks "normal"
+    blank_maps: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -74,6 +74,8 @@ class AppearanceGenerator:
         if controlnet is None:
             nets.to(dtype=dtype)  # also when saved in another dtype (the toy world's fp16 assets)
             nets.requires_grad_(False).eval()
+        if config.model.compute_dtype and resolve_dtype(config.model.compute_dtype) != dtype:
+            pipe.set_compute_dtype(resolve_dtype(config.model.compute_dtype))
         if config.model.cpu_offload and device != "cpu":
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -105,7 +107,9 @@ class AppearanceGenerator:
                                   f"branches {self.branches}")
         sampling = self.config.sampling
         size = self.generation_size(bundle.size)
-        maps = {n: bundle.conditions[n][0] for n in self.condition_names}
+        blank = set(self.config.controlnet.blank_maps)
+        maps = {n: np.zeros_like(bundle.conditions[next(iter(bundle.conditions))][0]) if n in blank
+                else bundle.conditions[n][0] for n in self.condition_names}
         inputs = {k: v[None] for k, v in branch_inputs_from_maps(self.branches, maps, size).items()}
         scales = {**(self.config.controlnet.conditioning_scales or {}), **(conditioning_scales or {})}
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]

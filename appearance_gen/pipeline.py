@@ -73,6 +73,16 @@ class AppearancePipeline(FluxControlNetPipeline):
                          controlnet=controlnet, image_encoder=image_encoder, feature_extractor=feature_extractor)
         self.set_progress_bar_config(disable=True)
 
+    compute_dtype: torch.dtype | None = None  # None: the transformer's weight dtype
+
+    def set_compute_dtype(self, compute_dtype: torch.dtype) -> None:
+        """Compute in ``compute_dtype`` with the weights' stored values: each model but the VAE is cast up after
+        loading (bf16 weights held in fp32 give exactly what an fp32 autocast over bf16 weights computes, at twice
+        the memory); noise and latents are then made in ``compute_dtype``. The VAE keeps its own dtype."""
+        for name in ("transformer", "controlnet", "text_encoder", "text_encoder_2"):
+            getattr(self, name).to(dtype=compute_dtype)
+        self.compute_dtype = compute_dtype
+
     @property
     def image_multiple(self) -> int:
         """Image sizes must be multiples of this (VAE downscale x 2x2 packing)."""
@@ -120,7 +130,7 @@ class AppearancePipeline(FluxControlNetPipeline):
             raise DataError(None, f"{len(prompts)} prompts for {batch} generators")
         prompt_embeds, pooled, text_ids = self.encode_prompt(prompt=prompts, prompt_2=None, device=device,
                                                              max_sequence_length=max_sequence_length)
-        dtype = self.transformer.dtype
+        dtype = self.compute_dtype or self.transformer.dtype
         prompt_embeds, pooled = prompt_embeds.to(dtype), pooled.to(dtype)
         inputs = {k: v.to(device=device, dtype=dtype).expand(batch, -1, -1, -1) for k, v in branch_inputs.items()}
         latents, img_ids = self.prepare_latents(batch, self.transformer.config.in_channels // 4, height, width,

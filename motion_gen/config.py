@@ -67,12 +67,27 @@ class GenerateConfig:
     guidance_on: str = "text"
     fps: int = 15
     resize_mode: str = "crop"
+    # interpolation when the model's size differs from the input's: the first frame's, and each condition's
+    # ({name: area | linear | nearest | lanczos}; a condition not named keeps data_tools.maps.bundle's choice)
+    image_interpolation: str = "area"
+    condition_interpolation: dict[str, str] = dataclasses.field(default_factory=dict)
     vae_slicing: bool = True
     vae_tiling: bool = False
     cpu_offload: bool = False
     device: str | None = None  # default: cuda when available
     style: str = "engine"      # condition style (data_tools.maps.style); pam_release feeds normal as the reference does
     fixed_conditions: dict[str, str] | None = None  # {stream: grey | zero_latent}; None: the style's (docs/motion.md)
+
+    def __post_init__(self):
+        from data_tools.errors import DataError
+        from data_tools.io.video_io import INTERPOLATIONS, RESIZE_MODES
+
+        for key, value in [("image_interpolation", self.image_interpolation),
+                           *((f"condition_interpolation.{k}", v) for k, v in self.condition_interpolation.items())]:
+            if value not in INTERPOLATIONS:
+                raise DataError(None, f"'generate.{key}' must be one of {sorted(INTERPOLATIONS)}, got {value!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise DataError(None, f"'generate.resize_mode' must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
 
 
 @dataclasses.dataclass

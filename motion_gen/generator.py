@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data_tools.maps.bundle import ConditionBundle
+from data_tools.maps.bundle import CONDITION_INTERPOLATION, ConditionBundle
 from data_tools.maps.style import FIXED_INPUTS, get_style
 from data_tools.errors import DataError
 from data_tools.io.video_io import resample_time, resize_frames
@@ -142,8 +142,9 @@ class MotionGenerator:
         if extra:
             conditions = {n: np.concatenate([v, np.repeat(v[-1:], extra, 0)]) for n, v in conditions.items()}
         if run_size != size:
-            conditions = {n: resize_frames(v, run_size, gen.resize_mode) for n, v in conditions.items()}
-        first = resize_frames(first_frame, run_size, gen.resize_mode, "area")
+            conditions = {n: resize_frames(v, run_size, gen.resize_mode, gen.condition_interpolation.get(
+                n, CONDITION_INTERPOLATION.get(n, "area"))) for n, v in conditions.items()}
+        first = resize_frames(first_frame, run_size, gen.resize_mode, gen.image_interpolation)
         image = torch.from_numpy(first).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
         device = self.pipe._execution_device
         generator = torch.Generator(device=device).manual_seed(seed)

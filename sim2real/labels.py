@@ -12,20 +12,23 @@ import os
 
 import numpy as np
 
-from data_tools.io.video_io import resample_indices, video_info, write_video
+from data_tools.io.video_io import time_indices, video_info, write_video
 from data_tools.maps.hand_joints import HAND_JOINTS_FILE, HandKeypoints, map_points
 from data_tools.pose.labels import SequenceLabels, has_labels
 
 logger = logging.getLogger("sim2real.labels")
 
 
-def sequence_labels(kind: str, path: str, mano_path: str | None = None):
-    """The source labels of an input sequence at its own frames and size: ``SequenceLabels`` (trajectory, or sim
-    folder with ``pose_labels.npz``), ``(HandKeypoints, (H, W))`` (a clip folder with ``hand_joints.npz``), or None."""
+def sequence_labels(kind: str, path: str, mano_path: str | None = None, trajectory_fps: float | None = None):
+    """The source labels of an input sequence at its own frames and size: ``SequenceLabels`` (trajectory, retimed
+    to ``trajectory_fps`` when given, or sim folder with ``pose_labels.npz``), ``(HandKeypoints, (H, W))`` (a clip
+    folder with ``hand_joints.npz``), or None."""
     if kind == "trajectory":
         from data_tools.pose.trajectory import load_trajectory
 
         traj = load_trajectory(path)
+        if trajectory_fps is not None:
+            traj = traj.retimed(trajectory_fps)
         return SequenceLabels.from_trajectory(traj, traj.hand_model(mano_path))
     if kind == "sim" and has_labels(path):
         return SequenceLabels.load(path)
@@ -39,17 +42,18 @@ def sequence_labels(kind: str, path: str, mano_path: str | None = None):
 
 
 def write_labels(out_dir: str, source, num_frames: int, size: tuple[int, int], resize_mode: str,
-                 seg_mask: np.ndarray | None = None, fps: float = 15.0) -> dict:
-    """Write ``source`` (from ``sequence_labels``) at ``num_frames`` x ``size`` into ``out_dir``; also
-    ``seg_mask.mp4`` when given. Returns ``{name: path}`` of what was written (empty without labels)."""
+                 seg_mask: np.ndarray | None = None, fps: float = 15.0, time_sampling: str = "spread") -> dict:
+    """Write ``source`` (from ``sequence_labels``) at ``num_frames`` x ``size`` (frames taken as the conditions'
+    ``time_sampling``) into ``out_dir``; also ``seg_mask.mp4`` when given. Returns ``{name: path}`` of what was
+    written (empty without labels)."""
     written = {}
     if isinstance(source, SequenceLabels):
-        source.at(num_frames, size, resize_mode).save(out_dir)
+        source.at(num_frames, size, resize_mode, time_sampling).save(out_dir)
         written = {"hand_joints": os.path.join(out_dir, HAND_JOINTS_FILE),
                    "pose_labels": os.path.join(out_dir, "pose_labels.npz")}
     elif source is not None:
         keypoints, src_hw = source
-        idx = resample_indices(keypoints.num_frames, num_frames)
+        idx = time_indices(keypoints.num_frames, num_frames, time_sampling)
         HandKeypoints(map_points(keypoints.joints_2d[idx], src_hw, size, resize_mode),
                       None if keypoints.joints_3d is None else keypoints.joints_3d[idx],
                       keypoints.side).save(os.path.join(out_dir, HAND_JOINTS_FILE))

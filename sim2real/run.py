@@ -14,17 +14,20 @@ per sequence, list them in a file (lines ``<name> <image>``, or just ``<image>``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import re
+import shutil
 import time
 from typing import Sequence
 
 import numpy as np
 
 from data_tools.io.atomic import write_json
-from data_tools.maps.bundle import CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle, check_sim_folder
+from data_tools.maps.bundle import (CONDITION_ALIASES, CONDITION_NAMES, SIM_FILE_RE, ConditionBundle, check_sim_folder,
+                                   read_prompt)
 from data_tools.io.config import load_config, to_dict
 from data_tools.io.contact_sheet import write_contact_sheet
 from data_tools.errors import DataError, require_output_dir
@@ -32,7 +35,7 @@ from data_tools.runtime.claims import claim, read_claim
 from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard, process_device
-from data_tools.io.video_io import read_image, resample_indices, write_image, write_video
+from data_tools.io.video_io import TIME_SAMPLINGS, read_image, time_indices, write_image, write_video
 from sim2real.labels import sequence_labels, write_labels
 
 logger = logging.getLogger("sim2real.run")
@@ -58,7 +61,13 @@ class Sim2RealConfig:
     height: int | None = None            # None: the motion config's size
     width: int | None = None
     resize_mode: str = "crop"
+    time_sampling: str = "spread"        # spread: num_frames over the whole input; first: its first num_frames,
+    # consecutive (what the released motion model was trained and evaluated on)
+    trajectory_fps: float | None = None  # trajectories are retimed to this frame rate first (None: as they are;
+    # the released model saw DexYCB's 30 fps)
     prompt: str | None = None            # None: the sequence's prompt.txt / trajectory prompt
+    appearance_prompt: str | None = None  # per-stage prompts (the reference uses two); None: ``prompt``'s rule
+    motion_prompt: str | None = None
     default_prompt: str = "A hand is grasping an object on a table."
     fps: float = 15.0
     device: str | None = None
@@ -69,13 +78,16 @@ class Sim2RealConfig:
 
     RANGES = {"seeds": (0, None), "pick": (0, None), "motion_seed": (0, None), "appearance_steps": (1, None),
               "motion_steps": (1, None), "appearance_guidance": (0, None), "motion_guidance": (0, None),
-              "num_frames": (1, None), "height": (8, None), "width": (8, None), "fps": (1e-3, None)}
+              "num_frames": (1, None), "height": (8, None), "width": (8, None), "fps": (1e-3, None),
+              "trajectory_fps": (1e-3, None)}
 
     def __post_init__(self):
         if not self.seeds:
             raise DataError(None, "'seeds' must name at least one appearance seed")
         if self.pick >= len(self.seeds):
             raise DataError(None, f"'pick' is {self.pick} but there are {len(self.seeds)} seeds (candidates)")
+        if self.time_sampling not in TIME_SAMPLINGS:
+            raise DataError(None, f"'time_sampling' must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}")
         if self.resize_mode not in ("crop", "resize", "pad"):
             raise DataError(None, f"'resize_mode' must be crop, resize or pad, got {self.resize_mode!r}")
 
@@ -141,12 +153,14 @@ def discover(inputs: Sequence[str]) -> list[SimInput]:
     return found
 
 
-def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str) -> ConditionBundle:
+def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str,
+                    time_sampling: str = "spread") -> ConditionBundle:
     """``ConditionBundle.from_sim_folder``, also for folders whose frame indices start above 0 (simulator
     exports often start at the first recorded step): such frames are linked 0-based into a temporary folder."""
     indices = sorted({int(m["index"]) for m in map(SIM_FILE_RE.match, os.listdir(path)) if m})
     if not indices or indices[0] == 0:
-        return ConditionBundle.from_sim_folder(path, names, frames, size, resize_mode, name=name)
+        return ConditionBundle.from_sim_folder(path, names, frames, size, resize_mode, name=name,
+                                                 time_sampling=time_sampling)
     import tempfile
 
     first = indices[0]
@@ -160,9 +174,21 @@ def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str)
                 os.symlink(os.path.abspath(os.path.join(path, entry)), os.path.join(tmp, entry))
         logger.info("%s: frame indices start at %d; read as 0-based", path, first)
         try:
-            return ConditionBundle.from_sim_folder(tmp, names, frames, size, resize_mode, name=name)
+            return ConditionBundle.from_sim_folder(tmp, names, frames, size, resize_mode, name=name,
+                                                   time_sampling=time_sampling)
         except DataError as exc:
             raise DataError(path, f"{exc.problem} (indices counted from {first})") from None
+
+
+@contextlib.contextmanager
+def _removed_if_empty(folder: str | None):
+    """On an error, remove ``folder`` again when it holds nothing (a failed sequence leaves no empty folder)."""
+    try:
+        yield
+    except BaseException:
+        if folder and os.path.isdir(folder) and not [n for n in os.listdir(folder) if n != ".claim"]:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def check_input(seq: SimInput) -> None:
@@ -174,6 +200,8 @@ def check_input(seq: SimInput) -> None:
         load_trajectory(seq.path)
     elif seq.kind == "sim":
         check_sim_folder(seq.path)
+    if seq.kind in ("sim", "video"):
+        read_prompt(seq.path)
 
 
 def available_conditions(seq: SimInput) -> list[str]:
@@ -263,6 +291,23 @@ class Sim2Real:
         return pick(cfg.num_frames, self.motion.num_frames), (pick(cfg.height, self.motion.height),
                                                               pick(cfg.width, self.motion.width))
 
+    def trajectory_frames(self, seq: SimInput, frames: int, size: tuple[int, int]):
+        """The trajectory of ``seq`` at ``trajectory_fps`` with only the ``frames`` frames that are kept."""
+        from data_tools.pose.trajectory import load_trajectory
+
+        cfg = self.config
+        traj = load_trajectory(seq.path)
+        if cfg.trajectory_fps is not None:
+            traj = traj.retimed(cfg.trajectory_fps)
+        camera = traj.camera
+        if abs(camera.width / camera.height - size[1] / size[0]) > 0.01 * size[1] / size[0]:
+            logger.warning("%s: its camera is %dx%d but it is rendered at %dx%d: pixels are stretched (give the "
+                           "trajectory a camera of the render's aspect)", seq.path, camera.height, camera.width, *size)
+        try:
+            return traj.subset(time_indices(traj.num_frames, frames, cfg.time_sampling))  # render only those
+        except DataError as exc:
+            raise DataError(seq.path, f"trajectory {exc.problem}") from None
+
     def load_bundle(self, seq: SimInput, timings: dict) -> ConditionBundle:
         """The sequence's conditions at the generation size (trajectories are rendered at that size first)."""
         cfg = self.config
@@ -271,14 +316,12 @@ class Sim2Real:
                                    + available_conditions(seq)))   # every map the source has: labels and export
         start = time.perf_counter()
         if seq.kind == "sim":
-            bundle = load_sim_folder(seq.path, names, frames, size, cfg.resize_mode, seq.name)
+            bundle = load_sim_folder(seq.path, names, frames, size, cfg.resize_mode, seq.name, cfg.time_sampling)
         elif seq.kind == "video":
-            bundle = ConditionBundle.from_video_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name)
+            bundle = ConditionBundle.from_video_folder(seq.path, names, frames, size, cfg.resize_mode, name=seq.name,
+                                                       time_sampling=cfg.time_sampling)
         else:
-            from data_tools.pose.trajectory import load_trajectory
-
-            traj = load_trajectory(seq.path)
-            traj = traj.subset(resample_indices(traj.num_frames, frames))   # render only the frames we keep
+            traj = self.trajectory_frames(seq, frames, size)
             render_cfg = dataclasses.replace(cfg.render, height=size[0], width=size[1], style=cfg.style or cfg.render.style)
             rendered = render_trajectory(traj, render_cfg, traj.hand_model(cfg.mano_path),
                                          base_dir=os.path.dirname(os.path.abspath(seq.path)))
@@ -301,10 +344,13 @@ class Sim2Real:
         bundle = self.load_bundle(seq, timings)
         logger.info("%s: %s with %d frames at %s", seq.name, seq.kind, bundle.num_frames, bundle.size)
         candidates = {}
+        prompts = {stage: bundle.prompt if given is None else given
+                   for stage, given in (("appearance", cfg.appearance_prompt), ("motion", cfg.motion_prompt))}
         if first_frame_path is None:
             start = time.perf_counter()
-            images = self.appearance.generate(bundle.select(self.appearance.condition_names), cfg.seeds,
-                                              cfg.appearance_steps, cfg.appearance_guidance)
+            images = self.appearance.generate(dataclasses.replace(
+                bundle.select(self.appearance.condition_names), prompt=prompts["appearance"]), cfg.seeds,
+                cfg.appearance_steps, cfg.appearance_guidance)
             timings["appearance_s"] = round(time.perf_counter() - start, 3)
             for seed, image in zip(cfg.seeds, images):
                 candidates[seed] = write_image(os.path.join(out_dir, "candidates", f"seed_{seed}.png"), image)
@@ -320,22 +366,24 @@ class Sim2Real:
             chosen = {"source": "file", "path": os.path.abspath(first_frame_path)}
         write_image(os.path.join(out_dir, "first_frame.png"), first)
         start = time.perf_counter()
-        video = self.motion.generate(first, bundle.select(self.motion.condition_names), cfg.motion_seed,
-                                     cfg.motion_steps, cfg.motion_guidance)
+        video = self.motion.generate(first, dataclasses.replace(bundle.select(self.motion.condition_names),
+                                                                prompt=prompts["motion"]),
+                                     cfg.motion_seed, cfg.motion_steps, cfg.motion_guidance)
         timings["motion_s"] = round(time.perf_counter() - start, 3)
         start = time.perf_counter()
         video_path = write_video(os.path.join(out_dir, "video.mp4"), video, fps=cfg.fps)
         bundle.save_video_folder(os.path.join(out_dir, "conditions"), fps=cfg.fps)
         sheet = write_contact_sheet(os.path.join(out_dir, "contact_sheet.png"),
                                     {**bundle.conditions, "first frame": first, "generated": video})
-        labels = write_labels(out_dir, sequence_labels(seq.kind, seq.path, cfg.mano_path), int(video.shape[0]),
-                              tuple(video.shape[1:3]), "resize" if seq.kind == "trajectory" else cfg.resize_mode,
-                              bundle.conditions.get("seg_mask"), cfg.fps)
+        labels = write_labels(out_dir, sequence_labels(seq.kind, seq.path, cfg.mano_path, cfg.trajectory_fps),
+                              int(video.shape[0]), tuple(video.shape[1:3]),
+                              "resize" if seq.kind == "trajectory" else cfg.resize_mode,
+                              bundle.conditions.get("seg_mask"), cfg.fps, cfg.time_sampling)
         timings["write_s"] = round(time.perf_counter() - start, 3)
         timings["total_s"] = round(time.perf_counter() - t0, 3)
         manifest = {
             "name": seq.name, "input": {"kind": seq.kind, "path": os.path.abspath(seq.path)},
-            "prompt": bundle.prompt, "num_frames": int(video.shape[0]), "size": list(video.shape[1:3]),
+            "prompt": bundle.prompt, "prompts": prompts, "num_frames": int(video.shape[0]), "size": list(video.shape[1:3]),
             "conditions": {"appearance": list(self.appearance.condition_names) if candidates else None,
                            "motion": list(self.motion.condition_names)},
             "seeds": {"appearance": list(cfg.seeds) if candidates else [], "motion": cfg.motion_seed},
@@ -382,7 +430,9 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     engine, manifests = Sim2Real(config), []
     for seq in tqdm(todo, desc="sim2real", disable=len(todo) < 2):
         folder = os.path.join(out, seq.name)
-        with claim(folder) as ours:  # another worker on the same shard does each sequence once
+        created = not os.path.exists(folder)
+        with claim(folder) as ours, _removed_if_empty(folder if created else None):
+            # another worker on the same shard does each sequence once
             done = stage == "all" and not overwrite and os.path.isfile(os.path.join(folder, "manifest.json"))
             if not ours or done:
                 logger.info("%s: %s", seq.name, "done by another worker" if done else

@@ -188,13 +188,14 @@ def make_fake_flux(folder, seed: int = 0):
 
 
 def make_fake_cogvideox(folder, seed: int = 0, num_frames: int = 9, height: int = 32, width: int = 48):
-    """A tiny CogVideoX-I2V-like diffusers folder; returns its transformer."""
+    """A tiny CogVideoX-I2V-like diffusers folder; returns its transformer. Like CogVideoX-5b-I2V it has learned
+    positional embeddings, so it runs at its own size (32x48, 9 frames) only and inputs are resampled to it."""
     from diffusers import CogVideoXDPMScheduler
 
     from motion_gen.components import COGVIDEOX_SCHEDULER, tiny_base_transformer, tiny_vae
     from motion_gen.config import TinyModelConfig
 
-    tiny = TinyModelConfig(seed=seed)
+    tiny = TinyModelConfig(seed=seed, learned_positional_embeddings=True)
     tokenizer = tiny_t5_tokenizer()
     base = tiny_base_transformer(tiny, num_frames, height, width)
     parts = {"transformer": base, "vae": tiny_vae(tiny), "tokenizer": tokenizer,

@@ -26,19 +26,34 @@ def test_bone_table_is_thumb_first():
 def test_keypoint_colours_at_joints_and_bones():
     img = draw_hand_keypoints(straight_hand(), 200, 220)
     assert img.shape == (200, 220, 3) and img.dtype == np.uint8
-    # bone 5 = index finger 5->6 from (60, 110) to (60, 90); colour base[1] + 35 * 1, BGR (35, 91, 290->255)
-    assert tuple(img[100, 60]) == (255, 91, 35)
-    # bone 1 = thumb 1->2 along x=20, half-width 6: 5 px off the axis is still thumb-coloured, BGR (174, 88, 255)
-    assert tuple(img[100, 25]) == (255, 88, 174)
+    # bone 5 = index finger 5->6 from (60, 110) to (60, 90); colour base[1] + 35 * 1 = RGB (35, 91, 290->255)
+    assert tuple(img[100, 60]) == (35, 91, 255)
+    # bone 1 = thumb 1->2 along x=20, half-width 6: 5 px off the axis is still thumb-coloured, RGB (174, 88, 255)
+    assert tuple(img[100, 25]) == (174, 88, 255)
     # ...but 5 px off an index bone (half-width 3) is background
     assert tuple(img[100, 65]) == (0, 0, 0)
     # joint 8 (index tip at (60, 50)) sits at the end of bone 7; 3 px to its side only the joint circle
-    # covers it: joint colour base[8 // 4 = 2] + 35 * 0 = BGR (43, 140, 237)
-    assert tuple(img[50, 63]) == (237, 140, 43)
-    # joint 20 uses the 6th base colour: BGR (70, 17, 145)
-    assert tuple(img[50, 183]) == (145, 17, 70)
+    # covers it: joint colour base[8 // 4 = 2] + 35 * 0 = RGB (43, 140, 237)
+    assert tuple(img[50, 63]) == (43, 140, 237)
+    # joint 20 uses the 6th base colour: RGB (70, 17, 145)
+    assert tuple(img[50, 183]) == (70, 17, 145)
     # far from the hand: black
     assert tuple(img[190, 5]) == (0, 0, 0)
+
+
+def test_keypoint_colours_follow_the_reference_sample():
+    """The reference's own DexYCB keypoint video is blue-dominant, as the table read as RGB draws it."""
+    from data_tools.io.video_io import read_video
+    from data_tools.io.cli import shared_samples_dir
+
+    ours = draw_hand_keypoints(straight_hand(), 200, 220).reshape(-1, 3).astype(int)
+    lit = ours[ours.max(1) > 60]
+    assert (lit[:, 2] > lit[:, 0] + 30).mean() > 0.5 > (lit[:, 0] > lit[:, 2] + 30).mean()
+    if shared_samples_dir() is None:
+        pytest.skip("../shared/samples/dexycb_val is absent")
+    sample = read_video(f"{shared_samples_dir()}/val_hand_keypoints.mp4").reshape(-1, 3).astype(int)
+    lit = sample[sample.max(1) > 60]
+    assert (lit[:, 2] > lit[:, 0] + 30).mean() > 0.5 > (lit[:, 0] > lit[:, 2] + 30).mean()   # measured 0.60 / 0.06
 
 
 def test_bone_order_reverses_with_depth():
@@ -48,8 +63,8 @@ def test_bone_order_reverses_with_depth():
     joints_3d = np.c_[joints, np.linspace(0.5, 1.0, 21)]  # wrist nearer than joint 20 -> reversed
     reverse = draw_hand_keypoints(joints, 200, 220, joints_3d=joints_3d)
     # the pixel on both bones shows the one drawn last: index (drawn after thumb) vs thumb (drawn after index)
-    assert tuple(forward[100, 24]) == (255, 91, 35)
-    assert tuple(reverse[100, 24]) == (255, 88, 174)
+    assert tuple(forward[100, 24]) == (35, 91, 255)
+    assert tuple(reverse[100, 24]) == (174, 88, 255)
 
 
 def test_missing_joints_give_black_frame():

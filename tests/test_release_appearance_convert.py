@@ -166,9 +166,13 @@ def test_release_appearance_config_reproduces_the_reference_sampling():
     cfg = load_appearance_config("configs/appearance/pam_release.yaml")
     assert (cfg.sampling.num_inference_steps, cfg.sampling.guidance_scale) == (28, 4.0)
     assert cfg.controlnet.conditioning_scales == {"physical": 1.0, "semantic": 1.0} and cfg.controlnet.blocks_repeat
-    assert cfg.sampling.schedule_seq_len == "xflux" and cfg.sampling.size == [480, 720]
+    # DexYCB's 480x640 (double_infer_sim.py), fp32 compute over bf16 weights, normals blanked as in training
+    assert cfg.sampling.schedule_seq_len == "xflux" and cfg.sampling.size == [480, 640]
+    assert (cfg.model.dtype, cfg.model.compute_dtype, cfg.controlnet.blank_maps) == ("bfloat16", "float32", ["normal"])
+    assert cfg.sampling.seeds == [42, 43, 44, 45]
     sched = {"base_image_seq_len": 256, "max_image_seq_len": 4096, "base_shift": 0.5, "max_shift": 1.15}
     assert schedule_shift(480, 720, sched, "xflux") == pytest.approx(0.5 + (21 - 256) * 0.65 / 3840)  # 0.460
+    assert schedule_shift(480, 640, sched, "xflux") == pytest.approx(0.5 + (18 - 256) * 0.65 / 3840)  # 60*80//256
     assert schedule_shift(480, 720, sched, "tokens") == pytest.approx(0.5 + (1350 - 256) * 0.65 / 3840)  # 0.685
     gen = AppearanceGenerator.load("configs/appearance/tiny.yaml", ["sampling.schedule_seq_len=xflux"], device="cpu")
     rng = np.random.default_rng(0)

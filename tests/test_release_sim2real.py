@@ -124,10 +124,86 @@ def test_release_config_points_both_stages_at_the_weights():
     from sim2real.release import ReleaseConfig, release_sim2real_config
 
     cfg = load_config(ReleaseConfig, "configs/sim2real/pam_release.yaml")
-    assert (cfg.num_frames, cfg.height, cfg.width) == (49, 480, 720)
+    assert (cfg.num_frames, cfg.height, cfg.width) == (49, 480, 640)
     plain = release_sim2real_config(cfg, "cache/a", "cache/m", offload=True)
     assert plain.appearance_overrides == [f"model.base_path={cfg.weights.flux}", "model.controlnet_path=cache/a",
                                           "model.cpu_offload=true"]
     assert plain.motion_overrides == [f"model.pretrained={cfg.weights.cogvideox}", "model.transformer=cache/m",
                                       "generate.cpu_offload=true"]
     assert "model.cpu_offload=true" not in release_sim2real_config(cfg, "a", "m", offload=False).appearance_overrides
+
+
+NEGATIVE = ("The video is not of a high quality, it has a low resolution. Watermark present in each frame. The "
+            "background is solid. Strange body and strange trajectory. Distortion.")
+
+
+def test_release_feeds_what_the_models_were_trained_on(fake_release, tmp_path, monkeypatch):
+    """The whole release path, checked where each pipeline is called against the reference's recipe computed
+    independently (docs/sim2real.md, "What pam_release feeds the models"): 4:3 inputs (here 32x32; DexYCB's
+    480x640) stretched to the motion model's own size (32x48; 480x720) with the training interpolation, the first
+    frame by PIL's lanczos, consecutive frames at 30 fps, blank normals for appearance, the reference's prompts,
+    negative prompt, dynamic CFG at guidance 6 and seeds 42 + j / 42."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from appearance_gen.pipeline import AppearancePipeline
+    from data_tools.pose.render import RenderConfig, render_trajectory
+    from data_tools.pose.trajectory import load_trajectory
+    from motion_gen.pipeline import CogVideoXConditionPipeline
+
+    calls = {}
+
+    def spy(cls, name):
+        original = cls.__call__
+
+        def call(self, *args, **kwargs):
+            calls[name] = (args, kwargs)
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "__call__", call)
+
+    spy(AppearancePipeline, "appearance")
+    spy(CogVideoXConditionPipeline, "motion")
+    root, paths, clip = fake_release
+    args = ["--pam", paths["pam"], "--flux", paths["flux"], "--cogvideox", paths["cogvideox"], "--cache",
+            str(root / "cache"), clip, "--out", str(tmp_path / "out"), "--set", "num_frames=9", "height=32",
+            "width=32", "appearance_steps=1", "motion_steps=1", "appearance_overrides=[sampling.size=null]"]
+    assert release.main(args) == 0
+
+    # independent: the 15 fps trajectory seen at 30 fps, so output frame 2k is source frame k
+    traj = load_trajectory(clip)
+    assert traj.fps == 15
+    source = render_trajectory(traj, RenderConfig(height=32, width=32, style="pam_release"), progress=False)
+
+    (prompt, branch_inputs, generators), options = calls["appearance"]
+    assert prompt == "A hand is trying to grasp something"
+    assert [g.initial_seed() for g in generators] == [42, 43, 44, 45]
+    physical, semantic = branch_inputs["physical"][0], branch_inputs["semantic"][0]
+    assert physical.shape == (6, 32, 32) and semantic.shape == (6, 32, 32)
+    assert torch.all(physical[3:] == -1)                                   # normal: blank, as trained
+    to_range = lambda a: torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1  # noqa: E731
+    torch.testing.assert_close(physical[:3].float(), to_range(source.conditions["depth"][0]))
+    torch.testing.assert_close(semantic[:3].float(), to_range(source.conditions["hand_keypoints"][0]))
+    assert options["num_inference_steps"] == 1
+
+    motion = calls["motion"][1]
+    assert motion["prompt"] == "A man is in a lab trying to grasp something."
+    assert motion["negative_prompt"] == NEGATIVE
+    assert motion["use_dynamic_cfg"] is True and motion["guidance_scale"] == 6.0
+    assert motion["generator"].initial_seed() == 42
+    assert (motion["height"], motion["width"], motion["num_frames"]) == (32, 48, 9)
+    conditions = motion["conditions"]
+    for name, mode in (("hand_keypoints", "nearest"), ("seg_mask", "nearest"), ("depth", "bilinear"),
+                       ("tracking", "bilinear")):
+        got = conditions[name]
+        assert got.shape == (9, 32, 48, 3), name
+        want = torch.nn.functional.interpolate(torch.from_numpy(source.conditions[name][:5]).permute(0, 3, 1, 2)
+                                               .float(), size=(32, 48), mode=mode)   # torchvision's resize
+        want = want.round().clamp(0, 255).permute(0, 2, 3, 1).numpy()
+        diff = np.abs(got[::2].astype(float) - want)                   # frames 0, 2, .., 8 = source frames 0..4
+        assert diff.max() <= (0 if mode == "nearest" else 1), (name, diff.max())
+    first = np.asarray(Image.open(tmp_path / "out" / "grasp0" / "first_frame.png").convert("RGB"))
+    assert first.shape == (32, 32, 3)
+    lanczos = np.asarray(Image.fromarray(first).resize((48, 32), Image.LANCZOS)).astype(np.float32) / 255
+    np.testing.assert_allclose(motion["image"][0].permute(1, 2, 0).numpy(), lanczos, atol=1e-6)
+    assert read_video(tmp_path / "out" / "grasp0" / "video.mp4").shape == (9, 32, 32, 3)

@@ -18,9 +18,10 @@ from data_tools.errors import DataError, require_file
 logger = logging.getLogger(__name__)
 
 ResizeMode = Literal["crop", "resize", "pad"]
-Interpolation = Literal["area", "linear", "nearest"]
+Interpolation = Literal["area", "linear", "nearest", "lanczos"]
 RESIZE_MODES = ("crop", "resize", "pad")
-_CV2_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+# lanczos goes through PIL (as diffusers' VaeImageProcessor resizes a PIL image), the others through OpenCV
+INTERPOLATIONS = _CV2_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST, "lanczos": None}
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -51,10 +52,12 @@ def read_video(
     size: tuple[int, int] | None = None,
     resize_mode: ResizeMode = "crop",
     interpolation: Interpolation = "area",
+    time_sampling: str = "spread",
 ) -> np.ndarray:
-    """Read a whole video as ``(T, H, W, 3)`` uint8 RGB, optionally resampled to ``num_frames`` and ``size=(H, W)``.
+    """Read a whole video as ``(T, H, W, 3)`` uint8 RGB, optionally resampled to ``num_frames`` (``time_sampling``:
+    spread or first, see ``time_indices``) and ``size=(H, W)``.
 
-    Raises DataError naming the file when it is missing, unreadable, or has no frames.
+    Raises DataError naming the file when it is missing, unreadable, has no frames or too few for ``first``.
     """
     path = require_file(path, "video")
     frames = None
@@ -72,7 +75,10 @@ def read_video(
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise DataError(path, f"expected RGB frames, got array of shape {frames.shape}")
     if num_frames is not None:
-        frames = resample_time(frames, num_frames)
+        try:
+            frames = resample_time(frames, num_frames, time_sampling)
+        except DataError as exc:
+            raise DataError(path, exc.problem) from None
     if size is not None:
         frames = resize_frames(frames, size, resize_mode, interpolation)
     return frames
@@ -101,14 +107,34 @@ def resample_indices(num_source: int, num_target: int) -> np.ndarray:
     return np.round(np.linspace(0, num_source - 1, num_target)).astype(np.int64)
 
 
-def resample_time(frames: np.ndarray, num_frames: int) -> np.ndarray:
-    """Pick ``num_frames`` frames uniformly in time (repeats frames when upsampling)."""
-    return frames[resample_indices(len(frames), num_frames)]
+TIME_SAMPLINGS = ("spread", "first")
+
+
+def time_indices(num_source: int, num_target: int, sampling: str = "spread") -> np.ndarray:
+    """Indices of the ``num_target`` frames taken from ``num_source``: ``spread`` uniformly over the whole clip
+    (``resample_indices``), or the ``first`` ones, consecutive (as the released motion model was trained and
+    evaluated: training/dataset.py, testing/evaluation_sim.py); ``first`` needs enough frames."""
+    if sampling == "spread":
+        return resample_indices(num_source, num_target)
+    if sampling != "first":
+        raise DataError(None, f"time sampling must be one of {TIME_SAMPLINGS}, got {sampling!r}")
+    if num_source < num_target:
+        raise DataError(None, f"has {num_source} frames; time sampling 'first' needs at least {num_target}")
+    return np.arange(num_target, dtype=np.int64)
+
+
+def resample_time(frames: np.ndarray, num_frames: int, sampling: str = "spread") -> np.ndarray:
+    """Pick ``num_frames`` frames: uniformly in time (repeats frames when upsampling) or the first ones."""
+    return frames[time_indices(len(frames), num_frames, sampling)]
 
 
 def _resize_one(img: np.ndarray, h: int, w: int, interpolation: Interpolation) -> np.ndarray:
     if img.shape[:2] == (h, w):
         return img
+    if interpolation == "lanczos":
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(img).resize((w, h), resample=Image.LANCZOS))
     interp = _CV2_INTERP[interpolation]
     if interpolation == "area" and (h > img.shape[0] or w > img.shape[1]):
         interp = cv2.INTER_LINEAR  # INTER_AREA is meant for shrinking

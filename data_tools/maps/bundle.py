@@ -16,7 +16,7 @@ import numpy as np
 
 from data_tools.io.atomic import write_text
 from data_tools.errors import DataError
-from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, map_image_size, read_image, read_map_image, read_video, resample_time, resize_frames,
+from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, map_image_size, read_image, read_map_image, read_video, resample_time, resize_frames, time_indices,
                                  write_image, write_video)
 
 CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")
@@ -206,7 +206,8 @@ class ConditionBundle:
     def from_video_folder(cls, folder: str | os.PathLike, names: Iterable[str] | None = None,
                           num_frames: int | None = None, size: tuple[int, int] | None = None,
                           resize_mode: ResizeMode = "crop", prompt: str | None = None,
-                          name: str | None = None, require_video: bool = False) -> "ConditionBundle":
+                          name: str | None = None, require_video: bool = False,
+                          time_sampling: str = "spread") -> "ConditionBundle":
         """Load ``{name}.mp4`` (or ``*_{name}.mp4``; ``CONDITION_ALIASES`` also, e.g. the reference's
         ``val_hand.mp4`` for hand_keypoints) per condition, plus ``video``/``image`` when present
         (``require_video``: a missing ground-truth video is an error).
@@ -217,14 +218,15 @@ class ConditionBundle:
         """
         folder = os.fspath(folder)
         paths = condition_videos(folder, names)
-        conditions = {cond: read_video(path, num_frames, size, resize_mode, CONDITION_INTERPOLATION[cond])
-                      for cond, path in paths.items()}
+        conditions = {cond: read_video(path, num_frames, size, resize_mode, CONDITION_INTERPOLATION[cond],
+                                       time_sampling) for cond, path in paths.items()}
         if not conditions:
             raise DataError(folder, f"no condition videos found (expected files named after {CONDITION_NAMES})")
         video_path = _find_video(folder, "video")
         if require_video and video_path is None:
             raise DataError(folder, "no ground-truth video (video.mp4 or *_video.mp4)")
-        video = read_video(video_path, num_frames, size, resize_mode) if video_path else None
+        video = read_video(video_path, num_frames, size, resize_mode, time_sampling=time_sampling) \
+            if video_path else None
         image_path = _find_image(folder, ("first_frame", "image"))
         first = read_image(image_path, size, resize_mode) if image_path else None
         if prompt is None:
@@ -253,7 +255,7 @@ class ConditionBundle:
     def from_sim_folder(cls, folder: str | os.PathLike, names: Iterable[str] | None = None,
                         num_frames: int | None = None, size: tuple[int, int] | None = None,
                         resize_mode: ResizeMode = "crop", prompt: str | None = None,
-                        name: str | None = None) -> "ConditionBundle":
+                        name: str | None = None, time_sampling: str = "spread") -> "ConditionBundle":
         """Load a sim folder of ``rendered_{map}_{i}.png`` frames (maps: rgb, normal, depth, seg_mask,
         hand_keypoints, tracking). Frame indices must be contiguous from 0 and equal across maps. The shaded
         ``rgb`` render goes to ``extras['rgb']``.
@@ -284,16 +286,19 @@ class ConditionBundle:
         shapes: dict[tuple, str] = {}
 
         def load(key):
-            images = [read_map_image(frames[key][i]) for i in range(counts[key])]
-            for i, image in enumerate(images):
+            try:  # only the frames that are kept are decoded
+                indices = (time_indices(counts[key], num_frames, time_sampling) if num_frames is not None
+                           else np.arange(counts[key]))
+            except DataError as exc:
+                raise DataError(folder, f"rendered_{key}_*.png {exc.problem}") from None
+            decoded = {i: read_map_image(frames[key][i]) for i in sorted(set(indices.tolist()))}
+            for i, image in decoded.items():
                 shapes.setdefault(image.shape[:2], frames[key][i])
                 if len(shapes) > 1:
                     (a, first), (b, other) = list(shapes.items())[:2]
                     raise DataError(other, f"is {b[0]}x{b[1]} but {os.path.basename(first)} is {a[0]}x{a[1]}: "
                                            "the frames of a sim folder must share one size")
-            video = np.stack(images)
-            if num_frames is not None:
-                video = resample_time(video, num_frames)
+            video = np.stack([decoded[i] for i in indices.tolist()])
             if size is not None:
                 video = resize_frames(video, size, resize_mode, CONDITION_INTERPOLATION.get(key, "area"))
             return video

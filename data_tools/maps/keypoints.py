@@ -10,8 +10,11 @@ NUM_JOINTS = 21
 JOINT_NAMES = ["wrist"] + [f"{finger}_{k}" for finger in ("thumb", "index", "middle", "ring", "little") for k in range(1, 5)]
 # Bones from the wrist out along each finger, thumb first: bone b belongs to finger b // 4.
 BONES = [(0 if k == 0 else 1 + 4 * f + k - 1, 1 + 4 * f + k) for f in range(5) for k in range(4)]
-# Per-finger base colours (BGR, as the reference draws them); index 5 is only reached by joint 20 (20 // 4).
-FINGER_COLORS_BGR = np.array(
+# Per-finger base colours, RGB: the reference's ``showHandJoints`` table, written into arrays that its training
+# datasets (training/dataset.py, appearance_gen/src/dataset/hoivideodataset.py) feed to the models as RGB with no
+# BGR->RGB swap, so the released models saw joint 0 as R=139, G=53, B=255; the reference's DexYCB sample agrees
+# (60% of the lit pixels of val_hand_keypoints.mp4 have B > R+30). Index 5 is only reached by joint 20 (20 // 4).
+FINGER_COLORS_RGB = np.array(
     [[139, 53, 255], [0, 56, 255], [43, 140, 237], [37, 168, 36], [147, 147, 0], [70, 17, 145]], dtype=np.int32)
 COLOR_STEP = 35
 JOINT_RADIUS = 3
@@ -22,8 +25,8 @@ BONE_LENGTH_RANGE = (5.0, 150.0)  # bones outside (min, max) pixels are not draw
 
 def _shade(index: int) -> tuple[int, int, int]:
     """RGB colour of joint or bone ``index``: finger base colour (index // 4) + 35 * (index % 4), saturated."""
-    bgr = np.clip(FINGER_COLORS_BGR[index // 4] + COLOR_STEP * (index % 4), 0, 255)
-    return int(bgr[2]), int(bgr[1]), int(bgr[0])
+    rgb = np.clip(FINGER_COLORS_RGB[index // 4] + COLOR_STEP * (index % 4), 0, 255)
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
 
 
 def joint_color(joint: int) -> tuple[int, int, int]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from data_tools.errors import DataError
 from data_tools.io.atomic import write_label_npz
-from data_tools.io.video_io import resample_indices
+from data_tools.io.video_io import time_indices
 from data_tools.maps.hand_joints import HAND_JOINTS_FILE, HandKeypoints
 from data_tools.pose.camera import Camera
 
@@ -73,9 +73,11 @@ class SequenceLabels:
                    "procedural" if hand_model.data.name.startswith("procedural") else "mano",
                    traj.hand_pose_space, str(traj.object))
 
-    def at(self, num_frames: int, size: tuple[int, int], resize_mode: str = "crop") -> "SequenceLabels":
-        """The labels of the frames after ``resample_indices(T, num_frames)`` and ``resize_frames(size, mode)``."""
-        idx = resample_indices(self.num_frames, num_frames)
+    def at(self, num_frames: int, size: tuple[int, int], resize_mode: str = "crop",
+           time_sampling: str = "spread") -> "SequenceLabels":
+        """The labels of the frames after ``time_indices(T, num_frames, time_sampling)`` and
+        ``resize_frames(size, mode)``."""
+        idx = time_indices(self.num_frames, num_frames, time_sampling)
         per_frame = {key: getattr(self, key)[idx] for key in PER_FRAME}
         return dataclasses.replace(self, **per_frame, source_frames=self.source_frames[idx],
                                    camera=self.camera.resized(size[0], size[1], resize_mode))

@@ -99,6 +99,25 @@ class Trajectory:
         indices = np.asarray(indices, dtype=np.int64)
         return dataclasses.replace(self, **{key: getattr(self, key)[indices] for key in PER_FRAME})
 
+    def retimed(self, fps: float) -> "Trajectory":
+        """The same motion sampled at ``fps`` over the trajectory's own duration ((T - 1) / self.fps seconds):
+        slerp for the hand and object orientations, linear for translations and per-joint hand pose."""
+        if fps <= 0:
+            raise DataError(None, f"fps must be positive, got {fps}")
+        if fps == self.fps or self.num_frames == 1:
+            return dataclasses.replace(self, fps=fps)
+        source = np.arange(self.num_frames, dtype=np.float64)
+        position = np.arange(int(np.floor((self.num_frames - 1) / self.fps * fps + 1e-9)) + 1) * (self.fps / fps)
+        position = np.minimum(position, self.num_frames - 1)
+        arrays = {}
+        for key in PER_FRAME:
+            values = getattr(self, key)
+            if key in ("hand_global_orient", "object_rot"):
+                arrays[key] = Slerp(source, Rotation.from_rotvec(values))(position).as_rotvec()
+            else:
+                arrays[key] = np.stack([np.interp(position, source, column) for column in values.T], axis=1)
+        return dataclasses.replace(self, fps=fps, **arrays)
+
     def meta(self) -> dict:
         return {"hand_side": self.hand_side, "hand_pose_space": self.hand_pose_space,
                 "flat_hand_mean": self.flat_hand_mean, "object": self.object, "object_scale": self.object_scale,
