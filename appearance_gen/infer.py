@@ -160,7 +160,8 @@ def folder_sources(folders: Sequence[str], names: Sequence[str], size, prompt: s
         if sim:
             bundle = ConditionBundle.from_sim_folder(folder, names, num_frames=1, size=size, prompt=prompt)
         else:
-            bundle = ConditionBundle.from_video_folder(folder, names, num_frames=1, size=size, prompt=prompt)
+            bundle = ConditionBundle.from_video_folder(folder, names, num_frames=1, size=size, prompt=prompt,
+                                                       time_sampling="first")
         yield folder, bundle
 
 

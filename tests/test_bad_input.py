@@ -266,3 +266,23 @@ def test_unreadable_weights_never_advise_unsafe_loading(content, tmp_path):
         load_weights_file(str(path))
     assert str(exc.value).startswith(f"{path}: not a torch.save file of tensors")
     assert "weights_only" not in str(exc.value) and "allow_pickle" not in str(exc.value)
+
+
+def test_condition_videos_of_different_lengths_are_not_stretched_silently(tmp_path):
+    """A 3-frame depth video beside 17-frame maps is refused under the spread sampling, named with each count;
+    taking the first frames of each (the reference's way) is the explicit alignment."""
+    from data_tools.errors import DataError
+    from data_tools.io.video_io import write_video
+    from data_tools.maps.bundle import ConditionBundle
+
+    rng = np.random.default_rng(0)
+    for name, frames in (("hand_keypoints", 17), ("seg_mask", 17), ("depth", 3)):
+        write_video(tmp_path / f"{name}.mp4", rng.integers(0, 255, (frames, 32, 48, 3), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"differ in frame count \{'hand_keypoints': 17, 'seg_mask': 17, 'depth': 3\}"):
+        ConditionBundle.from_video_folder(tmp_path, ["hand_keypoints", "seg_mask", "depth"], num_frames=9)
+    with pytest.raises(DataError, match=r"depth.mp4: has 3 frames; time sampling 'first' needs at least 9"):
+        ConditionBundle.from_video_folder(tmp_path, ["hand_keypoints", "seg_mask", "depth"], num_frames=9,
+                                          time_sampling="first")
+    bundle = ConditionBundle.from_video_folder(tmp_path, ["hand_keypoints", "seg_mask", "depth"], num_frames=3,
+                                               time_sampling="first")
+    assert bundle.num_frames == 3

@@ -16,7 +16,7 @@ import numpy as np
 
 from data_tools.io.atomic import write_text
 from data_tools.errors import DataError
-from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, map_image_size, read_image, read_map_image, read_video, resample_time, resize_frames, time_indices,
+from data_tools.io.video_io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ResizeMode, map_image_size, read_image, read_map_image, read_video, resample_time, resize_frames, time_indices, video_info,
                                  write_image, write_video)
 
 CONDITION_NAMES = ("hand_keypoints", "depth", "seg_mask", "normal", "tracking")
@@ -218,6 +218,13 @@ class ConditionBundle:
         """
         folder = os.fspath(folder)
         paths = condition_videos(folder, names)
+        if num_frames not in (None, 1) and time_sampling == "spread" and len(paths) > 1:
+            # stretching videos of different lengths to one length would put different moments side by side
+            counts = {cond: video_info(path)["num_frames"] for cond, path in paths.items()}
+            if len(set(counts.values())) > 1:
+                raise DataError(folder, f"condition videos differ in frame count {counts}: spreading them over "
+                                        f"{num_frames} frames would misalign them in time; give videos of one "
+                                        "length, or take the first frames of each (time_sampling first)")
         conditions = {cond: read_video(path, num_frames, size, resize_mode, CONDITION_INTERPOLATION[cond],
                                        time_sampling) for cond, path in paths.items()}
         if not conditions:
