@@ -28,6 +28,7 @@ from data_tools.io.config import load_config, to_dict
 from data_tools.errors import DataError
 from data_tools.metrics.evaluation import MetricsConfig, check_metric_weights, evaluate_runs, load_run, results_markdown
 from data_tools.io.filelists import read_filelist
+from data_tools.runtime.claims import remove_temporaries
 from data_tools.runtime.sharding import parse_shard, process_device
 from data_tools.io.video_io import read_image, write_video
 
@@ -185,6 +186,8 @@ def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0
             if not os.path.isfile(os.path.join(run_dir, "videos", f"{i:05d}.json"))]
     logger.info("[%s] shard %d/%d: %d of %d samples left to generate", label, shard[0], shard[1], len(todo),
                 len(range(shard[0], len(source), shard[1])))
+    for stale in remove_temporaries(os.path.join(run_dir, "videos"), [f"{i:05d}" for i in todo]):
+        logger.info("removed the stale temporary %s of an interrupted run", stale)
     for i in tqdm(todo, desc=f"generate [{label}]"):
         bundle = source.bundle(i)
         if run.fill_missing:

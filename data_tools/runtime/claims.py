@@ -56,12 +56,14 @@ def is_stale(claim: dict | None, stale_after: float = DEFAULT_STALE_AFTER) -> bo
     return time.time() - float(claim.get("time", 0)) > stale_after
 
 
-def remove_temporaries(folder: str) -> list[str]:
-    """Delete the ``.*.part*`` files under ``folder`` (left by a killed writer); returns what was removed."""
+def remove_temporaries(folder: str, stems=None) -> list[str]:
+    """Delete the ``.*.part*`` files under ``folder`` (left by a killed writer), only those of the given file
+    ``stems`` when given (``atomic_path`` names them ``.<stem>.<random>.part<suffix>``); returns what was removed."""
     removed = []
+    prefixes = None if stems is None else tuple(f".{stem}." for stem in stems)
     for root, _, names in os.walk(folder):
         for name in names:
-            if name.startswith(".") and ".part" in name:
+            if name.startswith(".") and ".part" in name and (prefixes is None or name.startswith(prefixes)):
                 path = os.path.join(root, name)
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
