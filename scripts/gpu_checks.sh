@@ -13,19 +13,9 @@ set -uo pipefail
 source "$(dirname "$0")/_help.sh" "$@"
 source "$(dirname "$0")/_setup.sh" gpu
 cd "$PAM_ROOT"
+source "$(dirname "$0")/_steps.sh"   # after _setup.sh: its set -e off, every step runs
 out="${1:-outputs/gpu_checks}"
-mkdir -p "$out"
-failed=0
-printf '| step | command | exit | wall s |\n|---|---|---|---|\n' > "$out/summary.md"
-step() {  # step NAME COMMAND...: run it, log to OUT/NAME.log, one summary row
-  local name="$1" start=$SECONDS rc
-  shift
-  echo "[gpu_checks] $name: $*"
-  "$@" > "$out/$name.log" 2>&1
-  rc=$?
-  echo "| $name | \`$*\` | $rc | $((SECONDS - start)) |" >> "$out/summary.md"
-  if [ $rc -ne 0 ]; then failed=$((failed + 1)); tail -n 5 "$out/$name.log"; fi
-}
+steps_begin "$out"
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 step preflight bash scripts/check_node.sh
 step motion_real_gc bash scripts/bench_motion.sh --real --out "$out/motion_real_gc.json"
@@ -41,5 +31,4 @@ step sim2real_real_size python -m sim2real.demo --out "$out/sim2real" --config c
     [ -f "$f" ] && python -c 'import json,sys; m=json.load(open(sys.argv[1])); print("- sim2real timings", sys.argv[1], json.dumps(m.get("timings")))' "$f"
   done
 } >> "$out/summary.md"
-echo "[gpu_checks] $failed failed step(s); summary: $out/summary.md"
-exit $failed
+steps_end

@@ -136,12 +136,27 @@ def check_attention_and_comms(report: Report) -> None:
         report.fail("NCCL is not available in this torch build: multi-GPU training cannot start")
 
 
+def check_build_tools(report: Report) -> None:
+    """A C++ compiler and ninja: DeepSpeed builds its CPU Adam (ZeRO offload of the optimizer) as a C++ extension
+    at first use, so a node without them fails there, after the models have loaded."""
+    compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
+    ninja = shutil.which("ninja") or importlib.util.find_spec("ninja") is not None
+    missing = [name for name, found in (("a C++ compiler (c++, g++ or $CXX)", compiler), ("ninja", ninja))
+               if not found]
+    if missing:
+        report.warn(f"no {' and no '.join(missing)}: DeepSpeed cannot build cpu_adam, so the ZeRO-2 optimizer "
+                    "offload (--zero2-offload, offload_optimizer) fails; pip install ninja / install g++")
+    else:
+        report.ok(f"C++ compiler {compiler} and ninja found (DeepSpeed can build cpu_adam)")
+
+
 def check_deepspeed(report: Report) -> None:
     if importlib.util.find_spec("deepspeed") is None:
         report.warn("DeepSpeed is not installed: the ZeRO-2 configs cannot run (scripts install the gpu extra)")
         return
     import deepspeed
 
+    check_build_tools(report)
     line = f"DeepSpeed {deepspeed.__version__}"
     if not torch.cuda.is_available():
         report.ok(line + " (ops not checked without a GPU)")

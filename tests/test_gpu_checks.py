@@ -39,3 +39,18 @@ def test_gpu_checks_script_parses_and_has_help():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts/gpu_checks.sh")]).returncode == 0
     out = subprocess.run(["bash", str(ROOT / "scripts/gpu_checks.sh"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "bench_motion.sh --real" in out.stdout and "49x480x720" in out.stdout
+
+
+def test_every_step_runs_and_the_exit_status_counts_the_failures(tmp_path):
+    """The step runner of scripts/gpu_checks.sh, sourced after ``set -e`` as _setup.sh leaves it: a failing step
+    is logged and summarised, the later steps still run, and the exit status is the number of failures."""
+    script = (f"set -euo pipefail; source {ROOT}/scripts/_steps.sh; steps_begin {tmp_path}; "
+              "step first false; step second echo ran; step third bash -c 'exit 3'; steps_end")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2, done.stdout + done.stderr
+    rows = (tmp_path / "summary.md").read_text().splitlines()[2:]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == ["first", "second", "third"]
+    assert [row.split(" | ")[2] for row in rows] == ["1", "0", "3"]
+    assert (tmp_path / "second.log").read_text() == "ran\n"
+    text = (ROOT / "scripts/gpu_checks.sh").read_text()
+    assert text.index("_setup.sh") < text.index("_steps.sh") and "steps_end" in text

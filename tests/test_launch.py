@@ -71,7 +71,7 @@ def _fake_slurm_bin(tmp_path: Path, hosts) -> Path:
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\n" + "".join(f"echo {h}\n" for h in hosts))
     (bin_dir / "srun").write_text(
-        "#!/usr/bin/env bash\nwhile [[ \"$1\" == --* ]]; do shift; done\n"
+        f"#!/usr/bin/env bash\nwhile [[ \"$1\" == --* ]]; do echo \"$1\" >> {tmp_path}/srun_options; shift; done\n"
         f"for i in $(seq 0 $(({len(hosts)} - 1))); do SLURM_NODEID=$i SLURM_PROCID=$i \"$@\" || exit 1; done\n")
     for f in bin_dir.iterdir():
         f.chmod(0o755)
@@ -83,13 +83,15 @@ def test_sbatch_builds_one_launch_command_per_node(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "VIRTUAL_ENV", "CONDA"))}
     env.update(PATH=f"{bin_dir}:{Path(sys.executable).parent}:{env['PATH']}", PAM_VENV="none",
                PAM_LAUNCH_DRY_RUN="1", GPUS="4", SLURM_JOB_NODELIST="gpu-a[17-18]", SLURM_NNODES="2",
-               SLURM_JOB_ID="4321", SLURM_SUBMIT_DIR=str(ROOT))
+               SLURM_JOB_ID="4321", SLURM_SUBMIT_DIR=str(ROOT), SLURM_CPUS_PER_TASK="32")
     out = subprocess.run(["bash", str(ROOT / "scripts/slurm/train.sbatch"), "scripts/train_motion_dexycb.sh",
                           "train.loop.max_steps=10"], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     commands = [shlex.split(line) for line in out.stdout.splitlines() if "accelerate.commands.launch" in line]
     assert len(commands) == 2, out.stdout
+    # recent SLURM does not pass sbatch's --cpus-per-task on to srun: the script must
+    assert "--cpus-per-task=32" in (tmp_path / "srun_options").read_text().split()
     for rank, cmd in enumerate(commands):
         assert _option(cmd, "--machine_rank") == str(rank)
         assert _option(cmd, "--num_machines") == "2" and _option(cmd, "--num_processes") == "8"
@@ -135,3 +137,36 @@ def test_two_machines_one_process_each_gloo(tmp_path):
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in results] == [2, 2] and {r["backend"] for r in results} == {"gloo"}
     assert [r["sum"] for r in results] == [3.0, 3.0]  # 1 + 2 from the two machines
+
+
+PLUGIN = """
+import json, sys, torch
+torch.cuda.is_available = lambda: True   # the plugin is built before any GPU is touched
+from data_tools.runtime.training import LoopConfig, OptimizerConfig, deepspeed_plugin
+plugin = deepspeed_plugin(LoopConfig(output_dir=sys.argv[1], batch_size=4, grad_accum=4), OptimizerConfig())
+print(json.dumps({"stage": plugin.zero_stage, "micro": plugin.deepspeed_config["train_micro_batch_size_per_gpu"]}))
+"""
+
+
+@pytest.mark.parametrize("config", ["configs/accelerate/deepspeed_zero2.yaml"])
+def test_accelerate_launch_deepspeed_config_builds_the_plugin(config, tmp_path):
+    """``accelerate launch --config_file`` with the DeepSpeed config: the environment its launcher builds (accelerate's
+    own parser, validation and ``prepare_deepspeed_cmd_env``, as ``launch_command`` does) lets the training
+    process construct the DeepSpeedPlugin. A ``mixed_precision`` beside ``deepspeed_config_file`` makes it raise."""
+    pytest.importorskip("deepspeed")
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env
+
+    args = launch_command_parser().parse_args(["--config_file", config, "--num_processes", "2", "train.py"])
+    args, defaults, mixed_precision_from_config = _validate_launch_command(args)
+    assert args.use_deepspeed
+    fields = list(defaults.deepspeed_config.keys()) if defaults else []   # as accelerate's launch_command
+    if mixed_precision_from_config:
+        fields.append("mixed_precision")
+    args.deepspeed_fields_from_accelerate_config = ",".join(fields)
+    _, env = prepare_deepspeed_cmd_env(args)
+    env = {**env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", PLUGIN, str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"stage": 2, "micro": 4}

@@ -89,3 +89,23 @@ def test_model_folder_problems_are_blocking(tmp_path, capsys):
     assert f"[ok] motion ({config}) model.pretrained vae: {root}/vae" in out
     assert f"[ok] motion ({config}) model.pretrained tokenizer loads" in out
     assert "motion infer on 1 GPU(s): ~" in out and "preflight: 2 blocking problem(s)" in out
+
+
+def test_build_tools_for_deepspeed_cpu_adam(monkeypatch):
+    """cpu_adam (ZeRO optimizer offload) is a C++ extension built at first use: no compiler or no ninja warns."""
+    import shutil
+
+    from sim2real import preflight
+
+    real_which = shutil.which
+    for absent, named in (({"ninja"}, "no ninja"), ({"c++", "g++", "clang++"}, "no a C++ compiler")):
+        monkeypatch.setattr(preflight.shutil, "which", lambda name, absent=absent: None if name in absent
+                            else real_which(name) or f"/usr/bin/{name}")
+        monkeypatch.setattr(preflight.importlib.util, "find_spec", lambda name: None)
+        report = preflight.Report()
+        preflight.check_build_tools(report)
+        assert report.lines[0][0] == "warn" and named in report.lines[0][1] and "cpu_adam" in report.lines[0][1]
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: f"/usr/bin/{name}")
+    report = preflight.Report()
+    preflight.check_build_tools(report)
+    assert report.lines[0][0] == "ok"

@@ -163,3 +163,15 @@ def test_cpu_runs_fall_back_to_fp32_unless_cpu_bf16(tmp_path):
     assert out["0"].stdout.split() == ["no", "torch.float32", "torch.float32"]
     assert "requested without CUDA" in out["0"].stderr
     assert out["1"].stdout.split() == ["bf16", "torch.bfloat16", "torch.float32"]  # fp32 weights, bf16 autocast
+
+
+def test_process_group_timeout_is_the_configured_one(tmp_path):
+    """Rank 0's real-size validation outlasts torch's 10-minute collective timeout: the loop sets its own."""
+    from datetime import timedelta
+
+    from data_tools.runtime.training import build_accelerator
+
+    accelerator = build_accelerator(LoopConfig(output_dir=str(tmp_path), cpu=True, process_group_timeout_s=5400),
+                                    _optim())
+    assert accelerator.init_handler.timeout == timedelta(seconds=5400)
+    assert LoopConfig().process_group_timeout_s >= 3600

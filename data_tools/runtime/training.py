@@ -77,6 +77,13 @@ class LoopConfig:
     # CPU runs keep mixed_precision=bf16 (torch autocast on CPU): 1.4-1.5x faster steps where the CPU has AVX512-BF16
     # or AMX (measured on the toy motion model), much slower where it has neither
     cpu_bf16: bool = False
+    # seconds a rank waits in a collective before the run is aborted: rank 0's validation at real size (minutes of
+    # guided sampling) runs while the others wait, longer than torch's default of 10 minutes
+    process_group_timeout_s: float = 3600.0
+
+    RANGES = {"max_steps": (1, None), "batch_size": (1, None), "grad_accum": (1, None), "checkpoint_every": (0, None),
+              "validate_every": (0, None), "log_every": (0, None), "num_workers": (0, None),
+              "process_group_timeout_s": (1, None)}
 
     def required_paths(self) -> dict[str, str]:
         """The input paths of this loop (``{config key: path}``) that must exist before training starts."""
@@ -166,8 +173,10 @@ def build_accelerator(loop: LoopConfig, optim: OptimizerConfig):
     The LR scheduler it prepares steps once per call (``step_scheduler_with_optimizer=False``; ``Trainer`` calls it
     once per optimizer step) and the sampler shuffles with ``loop.seed + epoch`` on every process.
     """
+    from datetime import timedelta
+
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+    from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration
 
     precision = loop.mixed_precision
     cuda = torch.cuda.is_available() and not loop.cpu
@@ -179,6 +188,7 @@ def build_accelerator(loop: LoopConfig, optim: OptimizerConfig):
         deepspeed_plugin=deepspeed_plugin(loop, optim), step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=loop.seed),
         project_config=ProjectConfiguration(project_dir=loop.output_dir),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=loop.process_group_timeout_s))],
     )
 
 
