@@ -22,7 +22,7 @@ import torch
 
 from data_tools.io.atomic import write_json
 from data_tools.io.benchmark import time_call
-from data_tools.io.cli import setup_logging
+from data_tools.io.cli import positive_int, setup_logging
 from motion_gen.components import tiny_base_transformer
 from motion_gen.config import load_motion_config
 from motion_gen.model import CogVideoXConditionTransformer, rotary_embeddings
@@ -124,7 +124,7 @@ def bench_tiny(config_path: str, repeats: int, frames: int, height: int, width: 
     return rows
 
 
-def _zero2_offload_engine(model):
+def _zero2_offload_engine(model, batch: int = 1):
     """DeepSpeed ZeRO-2 in this one process, optimizer states on the CPU (DeepSpeedCPUAdam), bf16."""
     import deepspeed
 
@@ -132,7 +132,7 @@ def _zero2_offload_engine(model):
                        ("LOCAL_RANK", "0")):
         os.environ.setdefault(key, value)
     deepspeed.init_distributed()
-    config = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1, "bf16": {"enabled": True},
+    config = {"train_micro_batch_size_per_gpu": batch, "gradient_accumulation_steps": 1, "bf16": {"enabled": True},
               "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": True}},
               "optimizer": {"type": "AdamW", "params": {"lr": 1e-4, "betas": [0.9, 0.95], "weight_decay": 1e-3}}}
     engine, *_ = deepspeed.initialize(model=model, model_parameters=model.branch_parameters(), config=config)
@@ -140,9 +140,10 @@ def _zero2_offload_engine(model):
 
 
 def bench_real(num_condition_blocks: int = 12, gradient_checkpointing: bool = True,
-               zero2_offload: bool = False) -> dict:
-    """One training step of the 5B-I2V architecture + branch (random bf16 weights) at 49x480x720 on CUDA: AdamW
-    with fp32 branch weights, or DeepSpeed ZeRO-2 with the optimizer offloaded to the CPU (bf16 branch)."""
+               zero2_offload: bool = False, batch: int = 1) -> dict:
+    """One training step of the 5B-I2V architecture + branch (random bf16 weights) at 49x480x720 on CUDA, with a
+    micro-batch of ``batch`` clips: AdamW with fp32 branch weights, or DeepSpeed ZeRO-2 with the optimizer
+    offloaded to the CPU (bf16 branch)."""
     if not torch.cuda.is_available():
         raise SystemExit("--real needs a CUDA GPU")
     device = torch.device("cuda")
@@ -154,9 +155,9 @@ def bench_real(num_condition_blocks: int = 12, gradient_checkpointing: bool = Tr
     model.set_trainable(train_base=False)
     if gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    kwargs, conds = _inputs(model.config, 1, 13, 60, 90, model.config.condition_names, device, torch.bfloat16)
+    kwargs, conds = _inputs(model.config, batch, 13, 60, 90, model.config.condition_names, device, torch.bfloat16)
     if zero2_offload:
-        engine = _zero2_offload_engine(model)
+        engine = _zero2_offload_engine(model, batch)
 
         def train_step():
             loss = engine(conditions=conds, **kwargs).sample.float().square().mean()
@@ -176,7 +177,7 @@ def bench_real(num_condition_blocks: int = 12, gradient_checkpointing: bool = Tr
 
     torch.cuda.reset_peak_memory_stats()
     times = [time_call(train_step, device) for _ in range(3)]
-    return {"device": torch.cuda.get_device_name(), "gradient_checkpointing": gradient_checkpointing,
+    return {"device": torch.cuda.get_device_name(), "batch": batch, "gradient_checkpointing": gradient_checkpointing,
             "optimizer": "deepspeed zero2, cpu offload" if zero2_offload else "torch AdamW", "step_seconds_first": times[0],
             "step_seconds_median_last2": statistics.median(times[1:]),
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
@@ -202,7 +203,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--latent", type=int, nargs=3, default=(3, 4, 6), metavar=("F", "H", "W"),
                         help="latent frames/height/width of the tiny run (default: 9x32x48 video)")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", type=positive_int, default=1, help="micro-batch (tiny and --real)")
     parser.add_argument("--out", default="outputs/bench/motion.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     args = parser.parse_args(argv)
@@ -210,7 +211,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if args.real:
         result = {"real": bench_real(gradient_checkpointing=not args.no_gradient_checkpointing,
-                                     zero2_offload=args.zero2_offload)}
+                                     zero2_offload=args.zero2_offload, batch=args.batch)}
         logger.info("%s", json.dumps(result, indent=2))
     else:
         rows = bench_tiny(args.config, args.repeats, *args.latent, args.batch)

@@ -25,14 +25,18 @@ from typing import Sequence
 
 import torch
 
+from data_tools.io.cli import positive_int
+
 GiB = 2**30
 CUDA13_MIN_DRIVER = 580  # torch's CUDA 13 builds (2.11 and later on PyPI)
 CUDA12_MIN_DRIVER = 525  # CUDA 12.x runtimes (2.10.0 is built on 12.8) through minor-version compatibility
 # parameter counts used when a component's folder is absent (the released checkpoints' sizes)
 NOMINAL_PARAMS = {"t5_xxl_encoder": 4.762e9, "clip_l_text": 1.23e8, "cogvideox_vae": 2.16e8, "flux_vae": 8.4e7}
-# activations at 49x480x720 / 480x720 with gradient checkpointing: an allowance, not a measurement (see
-# docs/benchmarks.md, "GPU": scripts/gpu_checks.sh measures the real figure)
-ACTIVATION_ALLOWANCE_GIB = {"motion": 8.0, "appearance": 6.0}
+# activations with gradient checkpointing, per sample (motion: 49x480x720; appearance: one 480x720 image), and for
+# inference: allowances from a hand count, not measurements (scripts/gpu_checks.sh records the peak beside them)
+ACTIVATION_ALLOWANCE_GIB = {"motion": 8.0, "appearance": 6.0}          # inference, per video / image
+TRAIN_ACTIVATION_PER_SAMPLE_GIB = {"motion": 9.5, "appearance": 6.0}  # training, per sample of the micro-batch
+REFERENCE_FRAMES = 49
 FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
                 num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
                 axes_dims_rope=(16, 56, 56))
@@ -337,25 +341,57 @@ def memory_per_gpu_gib(params: dict, mode: str, world: int, zero2: bool, activat
     return (frozen * 2 + params["branch"] * per_trainable) / GiB + activations_gib
 
 
+def zero2_bucket_gib(path: str = "configs/accelerate/zero2.json") -> float:
+    """GiB of DeepSpeed's ZeRO-2 communication buckets (reduce + all-gather, bf16 elements) from its json."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            zero = json.load(f).get("zero_optimization", {})
+    except (OSError, ValueError):
+        zero = {}
+    elements = float(zero.get("reduce_bucket_size", 5e8)) + float(zero.get("allgather_bucket_size", 5e8))
+    return elements * 2 / GiB
+
+
+def training_extras_gib(stage: str, params: dict, batch: int, frames: int, zero2: bool, validation: bool) -> dict:
+    """The parts of a training estimate beyond weights and optimizer state, per GPU: activations (per sample,
+    scaled by the micro-batch and, for motion, the frame count), ZeRO-2 buckets, and rank 0's validation text
+    encoder (bf16) when the run validates."""
+    scale = batch * (frames / REFERENCE_FRAMES if stage == "motion" else 1.0)
+    return {"activations": TRAIN_ACTIVATION_PER_SAMPLE_GIB[stage] * scale,
+            "buckets": zero2_bucket_gib() if zero2 else 0.0,
+            "validation_text_encoder": params["text_encoder"] * 2 / GiB if validation and stage == "motion" else 0.0}
+
+
 def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequence[int], world: int,
-                 zero2: bool) -> None:
+                 zero2: bool, batch: int | None = None) -> float:
+    """One line comparing the estimate with the smallest GPU; returns the estimate (GiB per GPU)."""
     params = motion_params(cfg) if stage == "motion" else appearance_params(cfg)
     offload = bool(getattr(getattr(cfg, "generate", None), "cpu_offload", False))
-    need = memory_per_gpu_gib(params, mode, world, zero2, ACTIVATION_ALLOWANCE_GIB[stage], offload,
+    if mode == "train":
+        loop = cfg.train.loop
+        batch = loop.batch_size if batch is None else batch
+        frames = cfg.generate.num_frames if stage == "motion" else 1
+        extras = training_extras_gib(stage, params, batch, frames, zero2, bool(loop.validate_every))
+    else:
+        extras = {"activations": ACTIVATION_ALLOWANCE_GIB[stage]}
+    need = memory_per_gpu_gib(params, mode, world, zero2, sum(extras.values()), offload,
                               text_encoder_in_training=stage == "appearance")
     counts = ", ".join(f"{k} {v / 1e9:.2f}B" for k, v in params.items())
-    text = (f"{stage} {mode} on {world} GPU(s){' with ZeRO-2' if zero2 and mode == 'train' else ''}: "
-            f"~{need:.0f} GiB per GPU (parameters {counts}; includes an unmeasured "
-            f"{ACTIVATION_ALLOWANCE_GIB[stage]:.0f} GiB activation allowance)")
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in extras.items() if v)
+    text = (f"{stage} {mode} on {world} GPU(s){' with ZeRO-2' if zero2 and mode == 'train' else ''}"
+            f"{f', batch {batch}' if mode == 'train' else ''}: ~{need:.0f} GiB per GPU (parameters {counts}; "
+            f"unmeasured allowances in GiB: {parts})")
     if not gpu_memory:
         report.ok(text + "; no GPU here to compare")
     elif need > min(gpu_memory) / GiB:
         report.fail(text + f" > {min(gpu_memory) / GiB:.0f} GiB on the smallest GPU")
     else:
         report.ok(text + f" <= {min(gpu_memory) / GiB:.0f} GiB")
+    return need
 
 
-def check_motion_config(report: Report, path: str, mode: str, gpu_memory, world: int, zero2: bool) -> None:
+def check_motion_config(report: Report, path: str, mode: str, gpu_memory, world: int, zero2: bool,
+                        batch: int | None = None) -> None:
     from motion_gen.config import load_motion_config
 
     cfg = load_motion_config(path)
@@ -367,10 +403,11 @@ def check_motion_config(report: Report, path: str, mode: str, gpu_memory, world:
     if cfg.model.transformer and mode == "infer":
         check_model_folder(report, cfg.model.transformer, f"motion ({path}) model.transformer")
     if cfg.model.pretrained:
-        check_memory(report, "motion", cfg, mode, gpu_memory, world, zero2)
+        check_memory(report, "motion", cfg, mode, gpu_memory, world, zero2, batch)
 
 
-def check_appearance_config(report: Report, path: str, mode: str, gpu_memory, world: int, zero2: bool) -> None:
+def check_appearance_config(report: Report, path: str, mode: str, gpu_memory, world: int, zero2: bool,
+                            batch: int | None = None) -> None:
     from appearance_gen.config import load_appearance_config
 
     cfg = load_appearance_config(path)
@@ -384,7 +421,7 @@ def check_appearance_config(report: Report, path: str, mode: str, gpu_memory, wo
             else:
                 report.fail(f"appearance ({path}): model.controlnet_path is null: inference would run untrained "
                             "branches (set --set model.controlnet_path=<training's final/>)")
-        check_memory(report, "appearance", cfg, mode, gpu_memory, world, zero2)
+        check_memory(report, "appearance", cfg, mode, gpu_memory, world, zero2, batch)
     else:
         report.ok(f"appearance ({path}): tiny random components, no folders")
 
@@ -396,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("infer", "train"), default="infer", help="what the estimate is for")
     parser.add_argument("--gpus", type=int, default=None, help="GPUs the run uses (default: all visible, min 1)")
     parser.add_argument("--no-zero2", action="store_true", help="training estimate without ZeRO-2 sharding (DDP)")
+    parser.add_argument("--batch", type=positive_int, default=None,
+                        help="micro-batch per GPU of the training estimate (default: the config's train.loop.batch_size)")
     parser.add_argument("--outputs", default="outputs", help="where outputs go (free disk space)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -407,9 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_disk(report, args.outputs)
     world = args.gpus or max(1, len(gpu_memory))
     for path in args.motion_config:
-        check_motion_config(report, path, args.mode, gpu_memory, world, not args.no_zero2)
+        check_motion_config(report, path, args.mode, gpu_memory, world, not args.no_zero2, args.batch)
     for path in args.appearance_config:
-        check_appearance_config(report, path, args.mode, gpu_memory, world, not args.no_zero2)
+        check_appearance_config(report, path, args.mode, gpu_memory, world, not args.no_zero2, args.batch)
     blocking = [text for level, text in report.lines if level == "FAIL"]
     print(f"preflight: {len(blocking)} blocking problem(s)" + (": " + " | ".join(blocking) if blocking else ""))
     return 1 if blocking else 0

@@ -109,3 +109,39 @@ def test_build_tools_for_deepspeed_cpu_adam(monkeypatch):
     report = preflight.Report()
     preflight.check_build_tools(report)
     assert report.lines[0][0] == "ok"
+
+
+def test_training_estimate_scales_with_batch_and_frames(monkeypatch):
+    """configs/motion/dexycb.yaml (batch 4, 49 frames, validation on): the hand count of the GPU review,
+    about 79 GiB on one GPU and about 60 GiB per GPU on 4 with ZeRO-2, from the CogVideoX-5b-I2V sizes."""
+    from motion_gen.config import load_motion_config
+
+    G = preflight.GiB
+    params = {"base": 5.570e9, "branch": 1.96e9, "text_encoder": 4.762e9, "vae": 2.16e8}
+    monkeypatch.setattr(preflight, "motion_params", lambda cfg: params)
+    cfg = load_motion_config("configs/motion/dexycb.yaml")
+    assert (cfg.train.loop.batch_size, cfg.generate.num_frames) == (4, 49) and cfg.train.loop.validate_every
+    buckets = (5e8 + 5e8) * 2 / G
+    t5 = 4.762e9 * 2 / G
+    frozen = (5.570e9 + 2.16e8) * 2 / G
+    one = preflight.check_memory(preflight.Report(), "motion", cfg, "train", [], 1, False)
+    assert one == pytest.approx(frozen + 1.96e9 * 18 / G + 4 * 9.5 + t5)
+    four = preflight.check_memory(preflight.Report(), "motion", cfg, "train", [], 4, True)
+    assert four == pytest.approx(frozen + 1.96e9 * (2 + 16 / 4) / G + 4 * 9.5 + buckets + t5)
+    assert 75 < one < 95 and 55 < four < 75
+    # batch 1 at 25 frames: a quarter-batch of half-length clips
+    small = preflight.check_memory(preflight.Report(), "motion", cfg, "train", [], 4, True, batch=1)
+    assert four - small == pytest.approx(3 * 9.5)
+    cfg.generate.num_frames = 25
+    assert preflight.check_memory(preflight.Report(), "motion", cfg, "train", [], 4, True, batch=1) == \
+        pytest.approx(small - 9.5 * 24 / 49)
+
+
+def test_bench_real_takes_the_batch(monkeypatch, tmp_path):
+    """``motion_gen.bench --real --batch 4`` measures a micro-batch of 4, comparable with the preflight's estimate."""
+    from motion_gen import bench
+
+    seen = {}
+    monkeypatch.setattr(bench, "bench_real", lambda **kw: seen.update(kw) or {"batch": kw["batch"]})
+    bench.main(["--real", "--batch", "4", "--out", str(tmp_path / "m.json")])
+    assert seen["batch"] == 4 and json.loads((tmp_path / "m.json").read_text()) == {"real": {"batch": 4}}
