@@ -186,7 +186,8 @@ def generate_run(config: EvalConfig, run: RunConfig, shard: tuple[int, int] = (0
             if not os.path.isfile(os.path.join(run_dir, "videos", f"{i:05d}.json"))]
     logger.info("[%s] shard %d/%d: %d of %d samples left to generate", label, shard[0], shard[1], len(todo),
                 len(range(shard[0], len(source), shard[1])))
-    for stale in remove_temporaries(os.path.join(run_dir, "videos"), [f"{i:05d}" for i in todo]):
+    # those not written to for 10 minutes: a duplicate worker may be writing a fresh one
+    for stale in remove_temporaries(os.path.join(run_dir, "videos"), [f"{i:05d}" for i in todo], older_than_s=600):
         logger.info("removed the stale temporary %s of an interrupted run", stale)
     for i in tqdm(todo, desc=f"generate [{label}]"):
         bundle = source.bundle(i)

@@ -328,13 +328,14 @@ def appearance_params(cfg) -> dict:
 
 
 def memory_per_gpu_gib(params: dict, mode: str, world: int, zero2: bool, activations_gib: float,
-                       cpu_offload: bool = False, text_encoder_in_training: bool = False) -> float:
-    """Estimated peak GiB per GPU. Weights in bf16 (2 bytes). Training adds, per trainable parameter, bf16
+                       cpu_offload: bool = False, text_encoder_in_training: bool = False,
+                       weight_bytes: int = 2) -> float:
+    """Estimated peak GiB per GPU. Weights in bf16 (``weight_bytes`` 2; 4 for inference computing in fp32). Training adds, per trainable parameter, bf16
     weights (2) and fp32 master weights + fp32 gradients + two Adam moments (16 bytes), the 16 sharded over the
     GPUs with ZeRO-2. Inference with CPU offload holds one component at a time."""
     if mode == "infer":
         sizes = [params["base"] + params["branch"], params["text_encoder"], params["vae"]]
-        weights = (max(sizes) if cpu_offload else sum(sizes)) * 2
+        weights = (max(sizes) if cpu_offload else sum(sizes)) * weight_bytes
         return weights / GiB + activations_gib
     frozen = params["base"] + params["vae"] + (params["text_encoder"] if text_encoder_in_training else 0)
     per_trainable = 2 + 16 / (world if zero2 else 1)
@@ -374,9 +375,13 @@ def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequenc
         extras = training_extras_gib(stage, params, batch, frames, zero2, bool(loop.validate_every))
     else:
         extras = {"activations": ACTIVATION_ALLOWANCE_GIB[stage]}
+    compute = getattr(getattr(cfg, "model", None), "compute_dtype", None)
+    weight_bytes = 4 if mode == "infer" and compute in ("float32", "fp32") else 2   # weights cast up to fp32
+    offload = offload or bool(getattr(getattr(cfg, "model", None), "cpu_offload", False))
     need = memory_per_gpu_gib(params, mode, world, zero2, sum(extras.values()), offload,
-                              text_encoder_in_training=stage == "appearance")
+                              text_encoder_in_training=stage == "appearance", weight_bytes=weight_bytes)
     counts = ", ".join(f"{k} {v / 1e9:.2f}B" for k, v in params.items())
+    counts += ", fp32 compute" if weight_bytes == 4 else ""
     parts = ", ".join(f"{k} {v:.1f}" for k, v in extras.items() if v)
     text = (f"{stage} {mode} on {world} GPU(s){' with ZeRO-2' if zero2 and mode == 'train' else ''}"
             f"{f', batch {batch}' if mode == 'train' else ''}: ~{need:.0f} GiB per GPU (parameters {counts}; "
@@ -431,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--motion-config", action="append", default=[], help="motion YAML to check (repeatable)")
     parser.add_argument("--appearance-config", action="append", default=[], help="appearance YAML (repeatable)")
     parser.add_argument("--mode", choices=("infer", "train"), default="infer", help="what the estimate is for")
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs the run uses (default: all visible, min 1)")
+    parser.add_argument("--gpus", type=positive_int, default=None,
+                        help="GPUs the run uses (default: all visible, min 1)")
     parser.add_argument("--no-zero2", action="store_true", help="training estimate without ZeRO-2 sharding (DDP)")
     parser.add_argument("--batch", type=positive_int, default=None,
                         help="micro-batch per GPU of the training estimate (default: the config's train.loop.batch_size)")

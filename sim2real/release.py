@@ -45,7 +45,7 @@ class ReleaseWeights:
     flux: str | None = None       # FLUX.1-dev, diffusers layout
     cogvideox: str | None = None  # CogVideoX-5b-I2V, diffusers layout
     cache: str = "weights/pam_converted"  # converted checkpoints (made once)
-    offload_below_gib: float = 70.0       # GPUs with less memory run both stages with CPU offload (an estimate)
+    offload_below_gib: float = 100.0      # GPUs with less memory run both stages with CPU offload (an estimate)
 
 
 @dataclasses.dataclass

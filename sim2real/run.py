@@ -19,7 +19,6 @@ import dataclasses
 import logging
 import os
 import re
-import shutil
 import time
 from typing import Sequence
 
@@ -182,24 +181,43 @@ def load_sim_folder(path: str, names, frames, size, resize_mode: str, name: str,
 
 @contextlib.contextmanager
 def _removed_if_empty(folder: str | None):
-    """On an error, remove ``folder`` again when it holds nothing (a failed sequence leaves no empty folder)."""
+    """On an error, remove ``folder`` again when it holds nothing once the claim is released (a failed sequence
+    leaves no empty folder)."""
     try:
         yield
     except BaseException:
-        if folder and os.path.isdir(folder) and not [n for n in os.listdir(folder) if n != ".claim"]:
-            shutil.rmtree(folder, ignore_errors=True)
+        if folder and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
         raise
 
 
-def check_input(seq: SimInput) -> None:
+def check_input(seq: SimInput, config: Sim2RealConfig | None = None) -> None:
     """Cheap checks of one input: a trajectory loads and validates (finite, plausible, consistent lengths); a sim
-    folder's frame headers are 8-bit RGB/grey of one size. Condition-video folders are checked when decoded."""
+    folder's frame headers are 8-bit RGB/grey of one size; under ``time_sampling: first`` with a set
+    ``num_frames``, a trajectory (after ``trajectory_fps``) or sim folder has enough frames. Condition-video
+    folders are checked when decoded."""
+    need = config.num_frames if config is not None and config.time_sampling == "first" else None
     if seq.kind == "trajectory":
         from data_tools.pose.trajectory import load_trajectory
 
-        load_trajectory(seq.path)
+        traj = load_trajectory(seq.path)
+        if need is not None:
+            have = traj.retimed(config.trajectory_fps).num_frames if config.trajectory_fps else traj.num_frames
+            if have < need:
+                raise DataError(seq.path, f"trajectory has {have} frames"
+                                          f"{f' at {config.trajectory_fps:g} fps' if config.trajectory_fps else ''}; "
+                                          f"time sampling 'first' needs at least {need}")
     elif seq.kind == "sim":
         check_sim_folder(seq.path)
+        if need is not None:
+            counts = {}
+            for entry in os.listdir(seq.path):
+                match = SIM_FILE_RE.match(entry)
+                if match:
+                    counts[match["name"]] = counts.get(match["name"], 0) + 1
+            short = {k: v for k, v in counts.items() if v < need}
+            if short:
+                raise DataError(seq.path, f"maps with fewer than {need} frames for time sampling 'first': {short}")
     if seq.kind in ("sim", "video"):
         read_prompt(seq.path)
 
@@ -423,7 +441,7 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     mine, index, count = shard_of(sequences, shard)
     todo = [s for s in mine if overwrite or stage != "all" or not os.path.isfile(os.path.join(out, s.name, "manifest.json"))]
     for seq in todo:  # refuse bad inputs before any model loads or any output is written
-        check_input(seq)
+        check_input(seq, config)
         require_output_dir(os.path.join(out, seq.name), "sequence output folder")
     logger.info("%d sequences, shard %d/%d has %d, %d to do (outputs in %s)", len(sequences), index, count,
                 len(mine), len(todo), out)
@@ -431,12 +449,15 @@ def run(inputs: Sequence[str], out: str, config: Sim2RealConfig, shard: str | No
     for seq in tqdm(todo, desc="sim2real", disable=len(todo) < 2):
         folder = os.path.join(out, seq.name)
         created = not os.path.exists(folder)
-        with claim(folder) as ours, _removed_if_empty(folder if created else None):
+        with _removed_if_empty(folder if created else None), claim(folder) as ours:
             # another worker on the same shard does each sequence once
             done = stage == "all" and not overwrite and os.path.isfile(os.path.join(folder, "manifest.json"))
             if not ours or done:
-                logger.info("%s: %s", seq.name, "done by another worker" if done else
-                            f"claimed by another worker {read_claim(folder)}; skipped")
+                if done:
+                    logger.info("%s: done by another worker", seq.name)
+                else:
+                    logger.warning("%s: claimed by another live worker %s; skipped (rerun once it is gone)",
+                                   seq.name, read_claim(folder))
                 continue
             manifest = engine.run_sequence(seq, folder, chosen.get(seq.name), stage)
         if manifest:

@@ -109,6 +109,8 @@ CASES = {
                      "cannot decode image", "rendered_depth_0.png"),
     "prompt not utf-8": (lambda g, t: (_sim_file(g, t, "prompt.txt", b"a hand \xff\xfe"), []),
                          "prompt is not UTF-8 text", "prompt.txt"),
+    "too short for first": (lambda g, t: (g[1], ["--set", "time_sampling=first", "num_frames=9", "trajectory_fps=10"]),
+                            "trajectory has 6 frames at 10 fps; time sampling 'first' needs at least 9", "grasp.npz"),
     "num_frames=0": (lambda g, t: (g[1], ["--set", "num_frames=0"]), "'num_frames' must be >= 1", TINY),
     "height=0": (lambda g, t: (g[1], ["--set", "height=0"]), "'height' must be >= 8", TINY),
     "seeds: abc": (lambda g, t: (g[1], ["--set", "seeds=abc"]), "'seeds' must be a list", TINY),
@@ -163,7 +165,7 @@ def test_sim2real_run_refuses_bad_input(case, good, tmp_path, capsys, monkeypatc
     lines = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0] == lines[-1] and fragment in errors[0], lines
-    assert not any("Traceback" in line or "Loading" in line for line in lines), lines  # refused before models load
+    assert not any("Traceback" in line or "loaded " in line.lower() for line in lines), lines  # before models load
     if names:
         assert names in errors[0], lines
     assert sorted(os.listdir(out)) == ["kept.txt"]          # nothing partial, nothing lost
@@ -215,7 +217,7 @@ def test_output_path_that_is_a_file_is_refused_before_any_work(good, tmp_path, c
     assert run_cli(sim2real, [str(good[1]), "--out", str(target), "--config", TINY]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1] == f"error: {target}/grasp: sequence output folder cannot be created ({target} is a file)"
-    assert not any("Loading" in line for line in lines)
+    assert not any("loaded " in line.lower() for line in lines)
     assert target.read_text() == "keep me"
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -41,10 +42,24 @@ def test_claim_is_exclusive_and_stale_claims_are_taken_over(tmp_path):
         assert taken and claims.read_claim(folder)["pid"] == os.getpid()
         assert sorted(os.listdir(folder)) == [".claim", "conditions", "keep.mp4"]
         assert os.listdir(f"{folder}/conditions") == []
-    # another host's claim: stale only after stale_after seconds
-    other = {"host": "elsewhere", "pid": 1, "time": 1e12}
-    assert not claims.is_stale(other) and claims.is_stale({**other, "time": 0}, stale_after=60)
+    # another host's claim: stale once not touched for stale_after seconds
+    other = {"host": "elsewhere", "pid": 1, "time": 0, "touched": time.time()}
+    assert not claims.is_stale(other) and claims.is_stale({**other, "touched": time.time() - 61}, stale_after=60)
     assert claims.is_stale(None) and claims.is_stale({"host": "x"})
+
+
+def test_heartbeat_keeps_a_claim_fresh_and_only_its_owner_releases_it(tmp_path):
+    folder = str(tmp_path / "seq")
+    with claims.claim(folder, stale_after=1.0, heartbeat_s=0.2) as mine:
+        assert mine
+        os.utime(f"{folder}/.claim", (0, 0))              # as if last touched long ago...
+        time.sleep(0.6)
+        assert not claims.is_stale(claims.read_claim(folder), stale_after=1.0)   # ...the heartbeat refreshed it
+        with claims.claim(folder, stale_after=1.0) as other:
+            assert not other
+        # a claim replaced under us (taken over after a stall) is not ours to remove
+        json.dump({"host": "elsewhere", "pid": 1, "time": 0, "token": "theirs"}, open(f"{folder}/.claim", "w"))
+    assert claims.read_claim(folder)["token"] == "theirs"
 
 
 @pytest.fixture(scope="module")

@@ -81,10 +81,12 @@ def test_sharded_resumable_generation_and_metrics(setup):
     assert len(gen.calls) == 1 and os.path.isfile(os.path.join(run_dir, "videos", "00001.mp4"))
     # temporaries left by a killed shard 0: its resumed run removes those of its own samples only
     videos = os.path.join(run_dir, "videos")
-    for name in (".00000.k1.part.mp4", ".00002.k2.part.json", ".00001.k3.part.mp4"):
+    for name in (".00000.k1.part.mp4", ".00002.k2.part.json", ".00001.k3.part.mp4", ".00000.k4.part.json"):
         open(os.path.join(videos, name), "w").write("partial")
+        if name != ".00000.k4.part.json":   # k4: fresh, as a duplicate worker's file being written now
+            os.utime(os.path.join(videos, name), (0, 0))
     generate_run(config, run, parse_shard("0/2"), generator=gen)
-    assert sorted(n for n in os.listdir(videos) if ".part" in n) == [".00001.k3.part.mp4"]
+    assert sorted(n for n in os.listdir(videos) if ".part" in n) == [".00000.k4.part.json", ".00001.k3.part.mp4"]
     assert gen.calls == ["s1/seq/cam", "s0/seq/cam", "s2/seq/cam"]
     generate_run(config, run, parse_shard("0/1"), generator=gen)   # resumed: nothing left to do
     assert len(gen.calls) == 3

@@ -72,6 +72,8 @@ def test_memory_formula_by_hand():
     # inference: everything in bf16, or one component at a time with CPU offload (base + branch is the largest)
     assert preflight.memory_per_gpu_gib(params, "infer", 1, True, 0.0) == pytest.approx(6)
     assert preflight.memory_per_gpu_gib(params, "infer", 1, True, 0.0, cpu_offload=True) == pytest.approx(4)
+    # fp32 compute over bf16 weights (appearance compute_dtype: float32): the weights are held in fp32
+    assert preflight.memory_per_gpu_gib(params, "infer", 1, True, 0.0, weight_bytes=4) == pytest.approx(12)
 
 
 def test_model_folder_problems_are_blocking(tmp_path, capsys):

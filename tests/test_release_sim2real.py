@@ -207,3 +207,7 @@ def test_release_feeds_what_the_models_were_trained_on(fake_release, tmp_path, m
     lanczos = np.asarray(Image.fromarray(first).resize((48, 32), Image.LANCZOS)).astype(np.float32) / 255
     np.testing.assert_allclose(motion["image"][0].permute(1, 2, 0).numpy(), lanczos, atol=1e-6)
     assert read_video(tmp_path / "out" / "grasp0" / "video.mp4").shape == (9, 32, 32, 3)
+    # the labels are those of the same frames: video frame k is the 15 fps file's frame k / 2
+    labels = np.load(tmp_path / "out" / "grasp0" / "pose_labels.npz")
+    np.testing.assert_allclose(labels["source_frames"], np.arange(9) / 2)
+    np.testing.assert_allclose(labels["hand_transl"][::2], traj.hand_transl[:5], atol=1e-12)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, Sequence
 
@@ -42,11 +44,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run_cli(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
     """Exit status of a command's ``main(argv)``: its return value (None: 0), or 2 after printing one line
     ``error: <file>: <problem>`` on stderr when it raises a ``DataError`` (bad input); under ``-v``/``--verbose``
     the traceback comes first. Every ``python -m`` entry point ends with ``raise SystemExit(run_cli(main))``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (SLURM's time limit, scancel) unwinds like an exception, so claims and temporaries are cleaned up
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         status = main(argv)
     except (DataError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:

@@ -27,6 +27,11 @@ def _convert(value: Any, annotation: Any, where: str, source: str | None):
         if annotation is int and float(value) != int(value):
             raise DataError(source, f"'{where}' must be an integer, got {value!r}")
         return annotation(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if annotation in (int, float):
         kind = "an integer" if annotation is int else "a number"
         raise DataError(source, f"'{where}' must be {kind}, got {value!r}")

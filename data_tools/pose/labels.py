@@ -8,7 +8,7 @@ Written beside a sim folder by the renderer and beside every generated video by 
   (``hand_global_orient``, ``hand_pose``, ``hand_betas``, ``hand_transl``; ``hand_model`` mano/procedural,
   ``hand_pose_space``, ``hand_side``), the object's pose (``object_rot`` axis-angle, ``object_transl``, world frame,
   metres; ``object``), the camera (``K`` at the video's size, world->camera ``R``, ``t``), ``joints_3d_m`` (camera
-  frame, metres) and ``source_frames`` (the trajectory frame of each video frame).
+  frame, metres) and ``source_frames`` (the trajectory frame of each video frame; fractional for a retimed trajectory).
 
 Projecting ``joints_3d`` with ``K`` gives ``joints_2d`` exactly: resizing changes ``K`` the way
 ``map_points`` moves points (``Camera.resized``).
@@ -69,7 +69,7 @@ class SequenceLabels:
             out = hand_model(traj.hand_global_orient, traj.hand_pose, traj.hand_betas[None], traj.hand_transl)
         joints = camera.to_camera(out.joints.double().cpu().numpy())
         return cls(joints, camera, traj.hand_global_orient, traj.hand_pose, traj.hand_transl, traj.hand_betas,
-                   traj.object_rot, traj.object_transl, np.arange(traj.num_frames), traj.hand_side,
+                   traj.object_rot, traj.object_transl, traj.frame_positions(), traj.hand_side,
                    "procedural" if hand_model.data.name.startswith("procedural") else "mano",
                    traj.hand_pose_space, str(traj.object))
 

@@ -57,6 +57,8 @@ class Trajectory:
     fps: float = 15.0
     prompt: str = "A hand is grasping an object on a table."
     name: str = "trajectory"
+    # position of each frame in the file's own frames (fractional after ``retimed``); None: 0, 1, 2, ... Not saved.
+    source_frames: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         for key in PER_FRAME:
@@ -97,7 +99,13 @@ class Trajectory:
     def subset(self, indices) -> "Trajectory":
         """The trajectory at the given frame indices (e.g. ``data_tools.io.video_io.resample_indices``)."""
         indices = np.asarray(indices, dtype=np.int64)
-        return dataclasses.replace(self, **{key: getattr(self, key)[indices] for key in PER_FRAME})
+        return dataclasses.replace(self, **{key: getattr(self, key)[indices] for key in PER_FRAME},
+                                   source_frames=self.frame_positions()[indices])
+
+    def frame_positions(self) -> np.ndarray:
+        """Each frame's position in the trajectory file's frames (``source_frames``: float after ``retimed``; else
+        the integers 0, 1, 2, ...)."""
+        return np.arange(self.num_frames) if self.source_frames is None else np.asarray(self.source_frames)
 
     def retimed(self, fps: float) -> "Trajectory":
         """The same motion sampled at ``fps`` over the trajectory's own duration ((T - 1) / self.fps seconds):
@@ -116,7 +124,8 @@ class Trajectory:
                 arrays[key] = Slerp(source, Rotation.from_rotvec(values))(position).as_rotvec()
             else:
                 arrays[key] = np.stack([np.interp(position, source, column) for column in values.T], axis=1)
-        return dataclasses.replace(self, fps=fps, **arrays)
+        return dataclasses.replace(self, fps=fps, **arrays, source_frames=np.interp(
+            position, source, self.frame_positions()))
 
     def meta(self) -> dict:
         return {"hand_side": self.hand_side, "hand_pose_space": self.hand_pose_space,
@@ -190,7 +199,7 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
         raise DataError(path, "trajectory meta lacks 'camera'")
     meta = dict(meta)
     camera = Camera.from_dict(meta.pop("camera"), path)
-    unknown = set(meta) - {f.name for f in dataclasses.fields(Trajectory)}
+    unknown = set(meta) - ({f.name for f in dataclasses.fields(Trajectory)} - {"source_frames"})
     if unknown:
         raise DataError(path, f"unknown trajectory meta keys {sorted(unknown)}")
     try:
