@@ -27,3 +27,14 @@ def torchrun(nproc: int = 2) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+
+
+def small_grasp(name: str = "grasp", seed: int = 1, frames: int = 9, height: int = 32, width: int = 48):
+    """A procedural-hand grasp of the built-in gelatin box: ``(trajectory, hand model)``."""
+    from data_tools.pose.objects import builtin_object
+    from data_tools.pose.procedural_hand import procedural_hand
+    from data_tools.pose.trajectory import generate_grasp_trajectory
+
+    hand = procedural_hand()
+    return generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=frames,
+                                     height=height, width=width, seed=seed, name=name), hand

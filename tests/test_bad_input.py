@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from data_tools.io.cli import run_cli
-from data_tools.pose.objects import builtin_object
-from data_tools.pose.procedural_hand import procedural_hand as hand_model
+from conftest import small_grasp
+
 from data_tools.pose.render import RenderConfig, render_trajectory, write_outputs
-from data_tools.pose.trajectory import generate_grasp_trajectory, load_trajectory, save_trajectory
+from data_tools.pose.trajectory import load_trajectory, save_trajectory
 
 TINY = "configs/sim2real/tiny.yaml"
 
@@ -23,9 +23,7 @@ TINY = "configs/sim2real/tiny.yaml"
 def good(tmp_path_factory):
     """A valid 9-frame trajectory and its rendered sim folder."""
     root = tmp_path_factory.mktemp("good")
-    hand = hand_model()
-    traj = generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=9,
-                                     height=32, width=48, seed=1, name="grasp")
+    traj, hand = small_grasp()
     path = save_trajectory(traj, root / "grasp.npz")
     write_outputs(render_trajectory(traj, RenderConfig(height=32, width=48), hand, progress=False),
                   str(root / "sim"), fps=15, mp4=False)

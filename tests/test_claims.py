@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from data_tools.pose.objects import builtin_object
-from data_tools.pose.procedural_hand import procedural_hand
-from data_tools.pose.trajectory import generate_grasp_trajectory, save_trajectory
+from conftest import small_grasp
+
+from data_tools.pose.trajectory import save_trajectory
 from data_tools.runtime import claims
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,11 +65,8 @@ def test_heartbeat_keeps_a_claim_fresh_and_only_its_owner_releases_it(tmp_path):
 @pytest.fixture(scope="module")
 def trajectories(tmp_path_factory):
     root = tmp_path_factory.mktemp("claims_in")
-    hand = procedural_hand()
     for k in range(4):
-        traj = generate_grasp_trajectory(hand, builtin_object("gelatin_box"), "gelatin_box", num_frames=9,
-                                         height=32, width=48, seed=k, name=f"grasp_{k}")
-        save_trajectory(traj, root / f"grasp_{k}.npz")
+        save_trajectory(small_grasp(f"grasp_{k}", seed=k)[0], root / f"grasp_{k}.npz")
     return str(root)
 
 
