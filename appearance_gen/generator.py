@@ -108,8 +108,8 @@ class AppearanceGenerator:
         sampling = self.config.sampling
         size = self.generation_size(bundle.size)
         blank = set(self.config.controlnet.blank_maps)
-        maps = {n: np.zeros_like(bundle.conditions[next(iter(bundle.conditions))][0]) if n in blank
-                else bundle.conditions[n][0] for n in self.condition_names}
+        maps = {n: np.zeros((*bundle.size, 3), np.uint8) if n in blank else bundle.conditions[n][0]
+                for n in self.condition_names}
         inputs = {k: v[None] for k, v in branch_inputs_from_maps(self.branches, maps, size).items()}
         scales = {**(self.config.controlnet.conditioning_scales or {}), **(conditioning_scales or {})}
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]

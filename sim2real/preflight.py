@@ -330,8 +330,8 @@ def appearance_params(cfg) -> dict:
 def memory_per_gpu_gib(params: dict, mode: str, world: int, zero2: bool, activations_gib: float,
                        cpu_offload: bool = False, text_encoder_in_training: bool = False,
                        weight_bytes: int = 2) -> float:
-    """Estimated peak GiB per GPU. Weights in bf16 (``weight_bytes`` 2; 4 for inference computing in fp32). Training adds, per trainable parameter, bf16
-    weights (2) and fp32 master weights + fp32 gradients + two Adam moments (16 bytes), the 16 sharded over the
+    """Estimated peak GiB per GPU. Weights in bf16 (``weight_bytes`` 2; 4 for inference computing in fp32).
+    Training adds, per trainable parameter, bf16 weights (2) and fp32 master weights + fp32 gradients + two Adam moments (16 bytes), the 16 sharded over the
     GPUs with ZeRO-2. Inference with CPU offload holds one component at a time."""
     if mode == "infer":
         sizes = [params["base"] + params["branch"], params["text_encoder"], params["vae"]]

@@ -34,7 +34,7 @@ from data_tools.runtime.claims import claim, read_claim
 from data_tools.maps.style import get_style
 from data_tools.pose.render import RenderConfig, render_trajectory
 from data_tools.runtime.sharding import parse_shard, process_device
-from data_tools.io.video_io import TIME_SAMPLINGS, read_image, time_indices, write_image, write_video
+from data_tools.io.video_io import RESIZE_MODES, TIME_SAMPLINGS, read_image, time_indices, write_image, write_video
 from sim2real.labels import sequence_labels, write_labels
 
 logger = logging.getLogger("sim2real.run")
@@ -87,8 +87,8 @@ class Sim2RealConfig:
             raise DataError(None, f"'pick' is {self.pick} but there are {len(self.seeds)} seeds (candidates)")
         if self.time_sampling not in TIME_SAMPLINGS:
             raise DataError(None, f"'time_sampling' must be one of {TIME_SAMPLINGS}, got {self.time_sampling!r}")
-        if self.resize_mode not in ("crop", "resize", "pad"):
-            raise DataError(None, f"'resize_mode' must be crop, resize or pad, got {self.resize_mode!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise DataError(None, f"'resize_mode' must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
 
 
 @dataclasses.dataclass
@@ -208,13 +208,8 @@ def check_input(seq: SimInput, config: Sim2RealConfig | None = None) -> None:
                                           f"{f' at {config.trajectory_fps:g} fps' if config.trajectory_fps else ''}; "
                                           f"time sampling 'first' needs at least {need}")
     elif seq.kind == "sim":
-        check_sim_folder(seq.path)
+        _, counts = check_sim_folder(seq.path)
         if need is not None:
-            counts = {}
-            for entry in os.listdir(seq.path):
-                match = SIM_FILE_RE.match(entry)
-                if match:
-                    counts[match["name"]] = counts.get(match["name"], 0) + 1
             short = {k: v for k, v in counts.items() if v < need}
             if short:
                 raise DataError(seq.path, f"maps with fewer than {need} frames for time sampling 'first': {short}")

@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 ResizeMode = Literal["crop", "resize", "pad"]
 Interpolation = Literal["area", "linear", "nearest", "lanczos"]
 RESIZE_MODES = ("crop", "resize", "pad")
+_CV2_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 # lanczos goes through PIL (as diffusers' VaeImageProcessor resizes a PIL image), the others through OpenCV
-INTERPOLATIONS = _CV2_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST, "lanczos": None}
+INTERPOLATIONS = (*_CV2_INTERP, "lanczos")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -155,8 +156,8 @@ def resize_frames(
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
-    if interpolation not in _CV2_INTERP:
-        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {tuple(_CV2_INTERP)}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {INTERPOLATIONS}")
     single = frames.ndim == 3
     video = frames[None] if single else frames
     th, tw = int(size[0]), int(size[1])

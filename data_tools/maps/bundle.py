@@ -67,15 +67,18 @@ def read_prompt(folder: str) -> str:
         raise DataError(path, f"prompt is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def check_sim_folder(folder: str | os.PathLike) -> tuple[int, int]:
+def check_sim_folder(folder: str | os.PathLike) -> tuple[tuple[int, int], dict[str, int]]:
     """Check every ``rendered_{map}_{i}.png`` header of a sim folder (8-bit RGB or grey, one size for all) without
-    decoding a pixel; returns the common ``(H, W)``. Run it on every input before any model loads."""
+    decoding a pixel; returns the common ``(H, W)`` and the frame count of each map. Cheap enough to run on every
+    input before any model loads."""
     folder = os.fspath(folder)
     first: tuple[str, tuple[int, int]] | None = None
+    counts: dict[str, int] = {}
     for entry in sorted(os.listdir(folder)):
         match = SIM_FILE_RE.match(entry)
         if not (match and match["name"] in SIM_MAP_NAMES):
             continue
+        counts[match["name"]] = counts.get(match["name"], 0) + 1
         path = os.path.join(folder, entry)
         size = map_image_size(path)
         if first is None:
@@ -85,7 +88,7 @@ def check_sim_folder(folder: str | os.PathLike) -> tuple[int, int]:
                                   "the frames of a sim folder must share one size")
     if first is None:
         raise DataError(folder, "no rendered_{map}_{i}.png frames found")
-    return first[1]
+    return first[1], counts
 
 
 def _looked_for(stem: str) -> str:
@@ -290,7 +293,7 @@ class ConditionBundle:
         if len(set(counts.values())) > 1:
             raise DataError(folder, f"maps have different frame counts: {counts}")
 
-        shapes: dict[tuple, str] = {}
+        check_sim_folder(folder)  # headers: 8-bit RGB or grey, one size for every frame
 
         def load(key):
             try:  # only the frames that are kept are decoded
@@ -299,12 +302,6 @@ class ConditionBundle:
             except DataError as exc:
                 raise DataError(folder, f"rendered_{key}_*.png {exc.problem}") from None
             decoded = {i: read_map_image(frames[key][i]) for i in sorted(set(indices.tolist()))}
-            for i, image in decoded.items():
-                shapes.setdefault(image.shape[:2], frames[key][i])
-                if len(shapes) > 1:
-                    (a, first), (b, other) = list(shapes.items())[:2]
-                    raise DataError(other, f"is {b[0]}x{b[1]} but {os.path.basename(first)} is {a[0]}x{a[1]}: "
-                                           "the frames of a sim folder must share one size")
             video = np.stack([decoded[i] for i in indices.tolist()])
             if size is not None:
                 video = resize_frames(video, size, resize_mode, CONDITION_INTERPOLATION.get(key, "area"))

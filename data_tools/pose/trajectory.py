@@ -24,17 +24,16 @@ from scipy.spatial.transform import Rotation, Slerp
 from data_tools.io.cli import positive_int
 from data_tools.io.atomic import atomic_path, write_json
 from data_tools.pose.camera import Camera, look_at
-from data_tools.errors import DataError, require_file
+from data_tools.errors import DataError, read_json_file, require_file
 from data_tools.pose.mano import FINGER_CHAINS, HandModel
 from data_tools.pose.objects import ObjectMesh, resolve_object, winding_number
 
 logger = logging.getLogger(__name__)
 
 PER_FRAME = ("hand_global_orient", "hand_pose", "hand_transl", "object_rot", "object_transl")
-# Largest plausible magnitude of each array: rotations in radians (axis-angle, or MANO PCA coefficients),
-# translations in metres. A value beyond it is a unit or export error, not a pose.
-PLAUSIBLE_LIMITS = {"hand_global_orient": 100.0, "hand_pose": 100.0, "hand_transl": 100.0, "object_rot": 100.0,
-                    "object_transl": 100.0, "hand_betas": 100.0}
+# Largest plausible magnitude of any trajectory value: rotations in radians (axis-angle, or MANO PCA coefficients),
+# translations in metres, shape betas. A value beyond it is a unit or export error, not a pose.
+PLAUSIBLE_MAGNITUDE = 100.0
 
 
 @dataclasses.dataclass
@@ -79,13 +78,14 @@ class Trajectory:
         if len(set(lengths.values())) > 1:
             raise DataError(source, f"per-frame arrays differ in frame count: {lengths}")
         t = lengths["hand_transl"]
-        for key, limit in PLAUSIBLE_LIMITS.items():
+        for key in (*PER_FRAME, "hand_betas"):
             values = np.asarray(getattr(self, key), dtype=np.float64)
             bad = ~np.isfinite(values) if values.ndim != 2 else ~np.isfinite(values).all(1)
             what = "is not finite"
             if not bad.any():
-                bad = (np.abs(values) > limit) if values.ndim != 2 else (np.abs(values) > limit).any(1)
-                what = f"has a magnitude above {limit:g} (implausible)"
+                too_big = np.abs(values) > PLAUSIBLE_MAGNITUDE
+                bad = too_big if values.ndim != 2 else too_big.any(1)
+                what = f"has a magnitude above {PLAUSIBLE_MAGNITUDE:g} (implausible)"
             if bad.any():
                 where = f" at frame {int(np.argmax(bad))}" if key in PER_FRAME else ""
                 raise DataError(source, f"'{key}' {what}{where}")
@@ -170,11 +170,7 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
     if not path.endswith((".npz", ".json")):
         raise DataError(path, "trajectory files end in .npz or .json")
     if path.endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(path, f"not a trajectory JSON file ({exc})") from None
+        data = read_json_file(path, "trajectory JSON file")
         if not isinstance(data, dict):
             raise DataError(path, "a trajectory JSON file holds one object with the per-frame arrays")
         meta = data.pop("meta", {})

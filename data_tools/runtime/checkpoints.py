@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from data_tools.io.atomic import umask_permissions
-from data_tools.errors import DataError, read_json_file
+from data_tools.errors import DataError, read_json_file, require_output_dir
 from data_tools.runtime.training import latest_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,7 @@ def save_model_folder(model, out_dir: str, dtype: torch.dtype | None = None, sou
     if dtype is not None:
         model.to(dtype)
     out_dir = out_dir.rstrip("/")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise DataError(out_dir, "output folder cannot be created: the path is a file")
+    require_output_dir(out_dir)
     partial = out_dir + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     try:
