@@ -349,8 +349,9 @@ class Sim2Real:
         return dataclasses.replace(bundle, prompt=prompt)
 
     def run_sequence(self, seq: SimInput, out_dir: str, first_frame_path: str | None = None,
-                     stage: str = "all") -> dict | None:
-        """Process one sequence; returns its manifest (None for ``stage='appearance'``)."""
+                     stage: str = "all", choose=None) -> dict | None:
+        """Process one sequence; returns its manifest (None for ``stage='appearance'``). ``choose(images, bundle)
+        -> (index, details)`` picks the first-frame candidate instead of the config's ``pick``."""
         cfg = self.config
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -370,10 +371,11 @@ class Sim2Real:
             if stage == "appearance":
                 logger.info("%s: wrote %d candidates to %s", seq.name, len(images), os.path.join(out_dir, "candidates"))
                 return None
-            if not 0 <= cfg.pick < len(images):
-                raise DataError(None, f"pick={cfg.pick} is outside the {len(images)} candidates")
-            first = images[cfg.pick]
-            chosen = {"source": "candidate", "seed": cfg.seeds[cfg.pick], "path": candidates[cfg.seeds[cfg.pick]]}
+            pick, details = choose(images, bundle) if choose is not None else (cfg.pick, {})
+            if not 0 <= pick < len(images):
+                raise DataError(None, f"pick={pick} is outside the {len(images)} candidates")
+            first = images[pick]
+            chosen = {"source": "candidate", "seed": cfg.seeds[pick], "path": candidates[cfg.seeds[pick]], **details}
         else:
             first = read_image(first_frame_path, bundle.size, cfg.resize_mode)
             chosen = {"source": "file", "path": os.path.abspath(first_frame_path)}

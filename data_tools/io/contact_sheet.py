@@ -43,3 +43,19 @@ def make_contact_sheet(columns: Mapping[str, np.ndarray], num_rows: int = 4, cel
 def write_contact_sheet(path: str | os.PathLike, columns: Mapping[str, np.ndarray], **kwargs) -> str:
     """Build a contact sheet (see ``make_contact_sheet``) and write it as a PNG atomically."""
     return write_image(path, make_contact_sheet(columns, **kwargs))
+
+
+def make_mosaic(images: Mapping[str, np.ndarray], columns: int = 4, cell_height: int = 120, gap: int = 2) -> np.ndarray:
+    """A grid of labelled images ``(H, W, 3)`` (``columns`` per row, each scaled to ``cell_height``; the cell width
+    is the first image's aspect), row-major in the mapping's order."""
+    if not images:
+        raise ValueError("a mosaic needs at least one image")
+    first = next(iter(images.values()))
+    cell_width = max(1, round(first.shape[1] * cell_height / first.shape[0]))
+    cells = [np.concatenate([_label(name, cell_width), resize_frames(np.asarray(img)[None], (cell_height, cell_width),
+                                                                     mode="resize")[0]], axis=0)
+             for name, img in images.items()]
+    cells += [np.zeros_like(cells[0])] * (-len(cells) % columns)
+    rows = [np.concatenate(sum(([c, np.zeros((c.shape[0], gap, 3), np.uint8)] for c in cells[i:i + columns]), [])[:-1],
+                           axis=1) for i in range(0, len(cells), columns)]
+    return np.concatenate(sum(([r, np.zeros((gap, r.shape[1], 3), np.uint8)] for r in rows), [])[:-1], axis=0)

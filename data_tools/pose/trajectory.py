@@ -300,12 +300,12 @@ def interpolate_grasp(initial: Grasp, target: Grasp, num_frames: int, approach: 
     return orient, pose, transl, lift
 
 
-def hand_frame(model: HandModel) -> np.ndarray:
+def hand_frame(model: HandModel, betas=None) -> np.ndarray:
     """Columns: the template's finger direction (wrist -> middle base), thumb side, back-of-hand normal."""
-    joints = model.rest_joints()
+    joints = model.rest_joints(betas)
     x = joints[4] - joints[0]
     x /= np.linalg.norm(x)
-    z = -model.palm_normal()
+    z = -model.palm_normal(betas)
     z = z - (z @ x) * x
     z /= np.linalg.norm(z)
     return np.stack([x, np.cross(z, x), z], axis=1)
@@ -324,11 +324,12 @@ def _finger_vertices(model: HandModel, per_finger: int = 40) -> list[np.ndarray]
 
 
 def contact_closure(model: HandModel, orient: np.ndarray, transl: np.ndarray, obj_vertices: np.ndarray,
-                    obj_faces: np.ndarray, steps: int = 16, max_closure: float = 1.0) -> np.ndarray:
+                    obj_faces: np.ndarray, steps: int = 16, max_closure: float = 1.0, betas=None) -> np.ndarray:
     """Per finger, the largest closure (in ``steps`` increments) before the finger enters the object."""
     levels = np.linspace(0, max_closure, steps)
-    poses = np.stack([model.pose_param(model.curl_pose(c)) for c in levels])
-    out = model(np.repeat(orient[None], steps, 0), poses, None, np.repeat(transl[None], steps, 0))
+    poses = np.stack([model.pose_param(model.curl_pose(c, betas=betas)) for c in levels])
+    shape = None if betas is None else np.repeat(np.asarray(betas, np.float64)[None], steps, 0)
+    out = model(np.repeat(orient[None], steps, 0), poses, shape, np.repeat(transl[None], steps, 0))
     verts = out.vertices.detach().cpu().double().numpy()
     closure = np.full(5, max_closure)
     for finger, ids in enumerate(_finger_vertices(model)):
@@ -340,9 +341,10 @@ def contact_closure(model: HandModel, orient: np.ndarray, transl: np.ndarray, ob
 
 
 def auto_grasp(model: HandModel, obj_world: np.ndarray, faces: np.ndarray, approach_deg: float,
-               margin: float = 0.004) -> Grasp:
+               margin: float = 0.004, betas=None, grip: float = 1.0) -> Grasp:
     """A side grasp of an object (world vertices): palm facing it from azimuth ``approach_deg``, fingers wrapping
-    horizontally with the thumb up, each finger closed until it touches the object."""
+    horizontally with the thumb up, each finger closed until it touches the object, then to ``grip`` of that
+    closure (below 1: a looser hold). ``betas``: the hand's shape."""
     centre = (obj_world.min(0) + obj_world.max(0)) / 2
     az = np.radians(approach_deg)
     towards = -np.array([np.cos(az), np.sin(az), 0.0])              # from the hand to the object
@@ -350,15 +352,15 @@ def auto_grasp(model: HandModel, obj_world: np.ndarray, faces: np.ndarray, appro
     fingers, back = np.cross(up, towards), -towards
     if np.cross(back, fingers) @ up < 0:                            # keep the thumb up
         fingers = -fingers
-    rot = np.stack([fingers, np.cross(back, fingers), back], axis=1) @ hand_frame(model).T
+    rot = np.stack([fingers, np.cross(back, fingers), back], axis=1) @ hand_frame(model, betas).T
     orient = Rotation.from_matrix(rot).as_rotvec()
-    joints = model.rest_joints()
-    palm_point = joints[[0, 1, 4, 7, 10]].mean(0) + 0.014 * model.palm_normal()
+    joints = model.rest_joints(betas)
+    palm_point = joints[[0, 1, 4, 7, 10]].mean(0) + 0.014 * model.palm_normal(betas)
     palm_world = centre - towards * (((obj_world - centre) @ -towards).max() + margin)
     transl = palm_world - joints[0] - rot @ (palm_point - joints[0])
-    closure = contact_closure(model, orient, transl, obj_world, faces)
-    logger.info("grasp closure per finger (thumb..little): %s", np.round(closure, 2))
-    return Grasp(orient, model.curl_pose(closure), transl)
+    closure = contact_closure(model, orient, transl, obj_world, faces, betas=betas) * grip
+    logger.debug("grasp closure per finger (thumb..little): %s", np.round(closure, 2))
+    return Grasp(orient, model.curl_pose(closure, betas=betas), transl)
 
 
 def grasp_from_dict(data: dict, source: str | None = None) -> Grasp:
@@ -377,12 +379,15 @@ def generate_grasp_trajectory(model: HandModel, obj: ObjectMesh, object_spec: st
                               camera_azimuth_deg: float = -50.0, camera_elevation_deg: float = 30.0,
                               camera_distance: float = 0.45, seed: int | None = None, fps: float = 15.0,
                               prompt: str | None = None, name: str = "grasp", target: Grasp | None = None,
-                              initial: Grasp | None = None) -> Trajectory:
+                              initial: Grasp | None = None, betas=None, grip: float = 1.0, approach: float = 0.4,
+                              close: float = 0.3) -> Trajectory:
     """Approach -> close -> lift for ``obj`` standing on the table at the origin (world frame, z up).
 
-    ``target`` (the closed grasp) defaults to ``auto_grasp`` from azimuth ``approach_deg``; ``initial`` (the
-    open hand where the approach starts) defaults to the target's wrist backed off ``approach_distance`` behind
-    the palm and 4 cm up, fingers nearly straight. ``seed`` jitters the automatic approach and the camera.
+    ``target`` (the closed grasp) defaults to ``auto_grasp`` from azimuth ``approach_deg`` (with ``grip`` and
+    the hand shape ``betas``); ``initial`` (the open hand where the approach starts) defaults to the target's
+    wrist backed off ``approach_distance`` behind the palm and 4 cm up, fingers nearly straight. ``approach`` and
+    ``close`` are the fractions of the clip spent approaching and closing (the rest lifts). ``seed`` jitters the
+    automatic approach and the camera.
     """
     rng = np.random.default_rng(seed)
     jitter = rng.normal(scale=[10.0, 10.0, 4.0]) if seed is not None else np.zeros(3)
@@ -390,17 +395,19 @@ def generate_grasp_trajectory(model: HandModel, obj: ObjectMesh, object_spec: st
     obj_world = obj.vertices + obj_transl
     centre = (obj_world.min(0) + obj_world.max(0)) / 2
     up = np.array([0.0, 0.0, 1.0])
-    target = target or auto_grasp(model, obj_world, obj.faces, approach_deg + jitter[0], margin)
+    target = target or auto_grasp(model, obj_world, obj.faces, approach_deg + jitter[0], margin, betas, grip)
     if initial is None:
-        back = Rotation.from_rotvec(target.global_orient).as_matrix() @ hand_frame(model)[:, 2]
-        initial = Grasp(target.global_orient, model.curl_pose(0.1), target.transl + back * approach_distance + up * 0.04)
-    g_orient, full_pose, g_transl, lift = interpolate_grasp(initial, target, num_frames, lift_height=lift_height)
+        back = Rotation.from_rotvec(target.global_orient).as_matrix() @ hand_frame(model, betas)[:, 2]
+        initial = Grasp(target.global_orient, model.curl_pose(0.1, betas=betas),
+                        target.transl + back * approach_distance + up * 0.04)
+    g_orient, full_pose, g_transl, lift = interpolate_grasp(initial, target, num_frames, approach, close, lift_height)
     hand_pose = np.stack([model.pose_param(p) for p in full_pose])
     camera = default_camera(centre + up * lift_height / 2, height, width, camera_distance + jitter[2] / 100,
                             approach_deg + camera_azimuth_deg + jitter[1], camera_elevation_deg)
     return Trajectory(hand_global_orient=g_orient, hand_pose=hand_pose, hand_transl=g_transl,
                       object_rot=np.zeros((num_frames, 3)), object_transl=obj_transl + lift[:, None] * up,
                       camera=camera, hand_side=model.data.side, flat_hand_mean=model.flat_hand_mean,
+                      hand_betas=np.zeros(model.num_betas) if betas is None else np.asarray(betas, np.float64),
                       object=object_spec, object_class_id=obj.class_id, fps=fps,
                       prompt=prompt or f"A hand grasps the {obj.name.replace('_', ' ')} on the table and lifts it.",
                       name=name)

@@ -1,0 +1,367 @@
+"""A labelled dataset in one command: scenarios -> trajectories -> sim2real -> quality control -> index and card.
+
+    python -m sim2real.dataset generate --config configs/dataset/toy.yaml --out DIR [--count N] [--shard i/n]
+    python -m sim2real.dataset merge DIR
+
+Sequence k (``seq_00042``) is a pure function of the config's seed and k (``data_tools.pose.scenarios``): no
+shard count, rerun or other sequence changes it. Each worker takes the sequences ``k = i, i + n, ...`` of its shard
+``i/n`` (default: SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else RANK / WORLD_SIZE, else 0/1), each under a
+claim (``data_tools.runtime.claims``: a duplicated or resubmitted task never does one twice), and writes into
+``DIR/sequences/seq_<k>/``: ``scenario.json`` and ``trajectory.npz`` (the draw and its checks), the sim2real
+outputs (candidates, first frame, ``video.mp4``, conditions, labels, ``manifest.json``), then ``qc.json`` (scores
+and verdict). ``qc.json`` is written last: a sequence without it is redone from where it stopped, so a killed
+shard resumes by running it again. ``DIR/dataset_config.yaml`` records the config of the first run; a later
+shard or rerun with another config is refused.
+
+``merge`` (also run at the end of every shard; safe while others still run) writes ``DIR/index.json`` (accepted,
+rejected with their scores and reasons, pending), ``DIR/dataset/`` (the accepted sequences in the processed-dataset
+layout with ``filelists/<split>/``, read by ``HOISplit`` and the trainers) and ``DIR/card.md`` with its plots.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import glob
+import json
+import logging
+import os
+import shutil
+import time
+
+import numpy as np
+import yaml
+
+from data_tools.errors import DataError, read_json_file
+from data_tools.io.cli import positive_int, setup_logging
+from data_tools.io.atomic import write_json, write_text
+from data_tools.io.config import load_config, to_dict
+from data_tools.metrics.quality import QualityConfig, QualityScorer, quality, verdict
+from data_tools.pose.scenarios import CheckConfig, ScenarioConfig, make_scenario
+from data_tools.runtime.claims import claim
+from data_tools.runtime.sharding import parse_shard
+from sim2real.run import Sim2Real, Sim2RealConfig, SimInput
+
+logger = logging.getLogger("sim2real.dataset")
+
+CONFIG_RECORD = "dataset_config.yaml"
+SEQUENCES = "sequences"
+QC_FILE = "qc.json"
+SCENARIO_FILE = "scenario.json"
+TRAJECTORY_FILE = "trajectory.npz"
+SPLIT_STREAM = 7   # the random stream of split assignment, apart from the scenario draws
+
+
+@dataclasses.dataclass
+class DatasetConfig:
+    """A dataset recipe (YAML: configs/dataset/*.yaml)."""
+
+    sim2real_config: str = "configs/sim2real/toy_world.yaml"
+    sim2real_overrides: list[str] = dataclasses.field(default_factory=list)
+    count: int = 6
+    seed: int = 0
+    scenarios: ScenarioConfig = dataclasses.field(default_factory=ScenarioConfig)
+    checks: CheckConfig = dataclasses.field(default_factory=CheckConfig)
+    qc: QualityConfig = dataclasses.field(default_factory=QualityConfig)
+    splits: dict = dataclasses.field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    mosaic_size: int = 24             # first frames shown per mosaic in the card
+
+    RANGES = {"count": (1, None), "seed": (0, None), "mosaic_size": (1, None)}
+
+    def __post_init__(self):
+        fractions = list(self.splits.values())
+        if not fractions or any(not isinstance(f, (int, float)) or f < 0 for f in fractions) or sum(fractions) <= 0:
+            raise DataError(None, f"'splits' must map split names to non-negative fractions, got {self.splits}")
+
+
+def sequence_name(k: int) -> str:
+    return f"seq_{k:05d}"
+
+
+def split_of(seed: int, k: int, splits: dict) -> str:
+    """The split of sequence k: a pure function of (seed, k), in proportion to the fractions."""
+    names, fractions = list(splits), np.array(list(splits.values()), np.float64)
+    u = np.random.default_rng([seed, k, SPLIT_STREAM]).random()
+    return names[int(np.searchsorted(np.cumsum(fractions / fractions.sum()), u, side="right").clip(0, len(names) - 1))]
+
+
+def load_dataset_config(path: str, overrides=()) -> tuple[DatasetConfig, Sim2RealConfig]:
+    config = load_config(DatasetConfig, path, overrides)
+    try:
+        sim2real = load_config(Sim2RealConfig, config.sim2real_config, config.sim2real_overrides)
+    except DataError as exc:
+        raise DataError(exc.path or path, f"{exc.problem} (sim2real_config of {path})") from None
+    return config, sim2real
+
+
+def config_record(config: DatasetConfig, sim2real: Sim2RealConfig) -> dict:
+    """What fixes the dataset's content (everything but ``count``), as recorded in ``DIR/dataset_config.yaml``."""
+    dataset = {k: v for k, v in to_dict(config).items() if k != "count"}
+    return {"dataset": dataset, "sim2real": to_dict(sim2real)}
+
+
+def record_config(out: str, record: dict) -> None:
+    """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config."""
+    path = os.path.join(out, CONFIG_RECORD)
+    text = yaml.safe_dump(record, sort_keys=True)
+    if not os.path.exists(path):
+        os.makedirs(out, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            os.link(tmp, path)        # exclusive: two shards starting together record one config
+        except FileExistsError:
+            pass
+        finally:
+            os.remove(tmp)
+    with open(path, encoding="utf-8") as f:
+        recorded = yaml.safe_load(f)
+    wanted = yaml.safe_load(text)
+    if recorded != wanted:
+        differ = sorted(f"{part}.{key}" for part in wanted for key in set(wanted[part]) | set(recorded.get(part, {}))
+                        if wanted[part].get(key) != recorded.get(part, {}).get(key))
+        raise DataError(path, f"this dataset was started with another config (differs in {differ}); use a new "
+                              "--out, or the recorded config")
+
+
+class DatasetWorker:
+    """Makes the sequences of one shard: scenario, sim2real, quality control."""
+
+    def __init__(self, config: DatasetConfig, sim2real: Sim2RealConfig, out: str):
+        self.config, self.sim2real, self.out = config, sim2real, out
+        self.scorer = QualityScorer(config.qc)      # estimator / segmenter problems surface before any work
+        self._engine: Sim2Real | None = None
+
+    @property
+    def engine(self) -> Sim2Real:
+        if self._engine is None:
+            self._engine = Sim2Real(self.sim2real)
+        return self._engine
+
+    def folder(self, k: int) -> str:
+        return os.path.join(self.out, SEQUENCES, sequence_name(k))
+
+    def scenario(self, k: int) -> dict:
+        """Draw, check and save sequence k's trajectory (kept when already there); returns the scenario record."""
+        folder = self.folder(k)
+        path = os.path.join(folder, SCENARIO_FILE)
+        if os.path.isfile(path) and os.path.isfile(os.path.join(folder, TRAJECTORY_FILE)):
+            return read_json_file(path, "scenario file")
+        from data_tools.pose.trajectory import save_trajectory
+
+        start = time.perf_counter()
+        traj, record = make_scenario(self.config.scenarios, self.config.checks, self.config.seed, k,
+                                     sequence_name(k), self.sim2real.mano_path)
+        save_trajectory(traj, os.path.join(folder, TRAJECTORY_FILE))
+        record = {"name": sequence_name(k), "k": k, "split": split_of(self.config.seed, k, self.config.splits),
+                  **record, "scenario_s": round(time.perf_counter() - start, 3)}
+        write_json(path, record)
+        return record
+
+    def chooser(self, trajectory: str):
+        """Picks the first-frame candidate of best ``quality`` against the first frame's ground truth."""
+        def choose(images, bundle):
+            joints = self.ground_truth(trajectory, bundle.num_frames, tuple(bundle.size))
+            first_joints = dataclasses.replace(joints, joints_2d=joints.joints_2d[:1], joints_3d=None)
+            seg = bundle.conditions.get("seg_mask")
+            scores = [self.scorer.score(np.asarray(image)[None], first_joints, None if seg is None else seg[:1])
+                      for image in images]
+            ranks = [quality(s) for s in scores]
+            best = int(np.argmax(ranks))
+            return best, {"chosen_by": "quality", "candidate_scores": [
+                {"seed": seed, "quality": round(rank, 4), **s} for seed, rank, s in zip(self.sim2real.seeds, ranks, scores)]}
+        return choose
+
+    def ground_truth(self, trajectory: str, frames: int, size: tuple[int, int]):
+        """The hand keypoints of the generated frames (the labels ``sim2real`` writes, computed ahead)."""
+        from sim2real.labels import sequence_labels
+
+        cfg = self.sim2real
+        labels = sequence_labels("trajectory", trajectory, cfg.mano_path, cfg.trajectory_fps)
+        return labels.at(frames, size, "resize", cfg.time_sampling).keypoints
+
+    def quality_control(self, folder: str) -> dict:
+        """Score the finished video against its labels and write ``qc.json`` (the sequence's last file)."""
+        from data_tools.io.video_io import read_video
+        from data_tools.maps.hand_joints import HAND_JOINTS_FILE, HandKeypoints
+
+        start = time.perf_counter()
+        video = read_video(os.path.join(folder, "video.mp4"))
+        joints_path = os.path.join(folder, HAND_JOINTS_FILE)
+        joints = HandKeypoints.load(joints_path) if os.path.isfile(joints_path) else None
+        seg_path = os.path.join(folder, "seg_mask.mp4")
+        seg = read_video(seg_path) if os.path.isfile(seg_path) else None
+        scores = self.scorer.score(video, joints, seg)
+        accepted, reasons = verdict(scores, self.config.qc)
+        record = {"scores": scores, "quality": round(quality(scores), 4), "accepted": accepted, "reasons": reasons,
+                  "thresholds": self.config.qc.thresholds(), "qc_s": round(time.perf_counter() - start, 3)}
+        write_json(os.path.join(folder, QC_FILE), record)
+        return record
+
+    def run_one(self, k: int, stage: str) -> str:
+        """Make sequence k up to ``stage`` (pose | all); returns what happened (done, made, busy)."""
+        folder = self.folder(k)
+        if os.path.isfile(os.path.join(folder, QC_FILE)):
+            return "done"
+        with claim(folder) as ours:
+            if not ours:
+                return "busy"
+            if os.path.isfile(os.path.join(folder, QC_FILE)):
+                return "done"
+            self.scenario(k)
+            if stage == "pose":
+                return "made"
+            trajectory = os.path.join(folder, TRAJECTORY_FILE)
+            if not os.path.isfile(os.path.join(folder, "manifest.json")):
+                choose = self.chooser(trajectory) if self.config.qc.choose_first_frame else None
+                self.engine.run_sequence(SimInput(sequence_name(k), trajectory, "trajectory"), folder, choose=choose)
+            record = self.quality_control(folder)
+            logger.info("%s: %s (quality %.3f%s)", sequence_name(k), "accepted" if record["accepted"] else "rejected",
+                        record["quality"], f"; {', '.join(record['reasons'])}" if record["reasons"] else "")
+            return "made"
+
+
+def shard_from_environment(shard: str | None) -> str | None:
+    """``--shard`` when given; else a SLURM array task's ``i/n``; else None (RANK / WORLD_SIZE or 0/1)."""
+    if shard is None and "SLURM_ARRAY_TASK_ID" in os.environ and "SLURM_ARRAY_TASK_COUNT" in os.environ:
+        offset = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
+        return f"{int(os.environ['SLURM_ARRAY_TASK_ID']) - offset}/{os.environ['SLURM_ARRAY_TASK_COUNT']}"
+    return shard
+
+
+def generate(config_path: str, out: str, overrides=(), count: int | None = None, shard: str | None = None,
+             stage: str = "all") -> dict:
+    """Make this shard's sequences of the dataset, then merge; returns the counts of what happened."""
+    from tqdm import tqdm
+
+    config, sim2real = load_dataset_config(config_path, overrides)
+    count = config.count if count is None else count
+    if count < 1:
+        raise DataError(None, f"--count must be at least 1, got {count}")
+    index, shards = parse_shard(shard_from_environment(shard))
+    record_config(out, config_record(config, sim2real))
+    worker = DatasetWorker(config, sim2real, out)
+    mine = list(range(index, count, shards))
+    logger.info("dataset %s: %d sequences, shard %d/%d has %d", out, count, index, shards, len(mine))
+    outcome: dict[str, int] = {}
+    for k in tqdm(mine, desc=f"dataset shard {index}/{shards}", disable=len(mine) < 2):
+        what = worker.run_one(k, stage)
+        outcome[what] = outcome.get(what, 0) + 1
+    logger.info("shard %d/%d: %s", index, shards, outcome)
+    merge(out)
+    return outcome
+
+
+# ----------------------------------------------------------------------------------------------------- merge
+@contextlib.contextmanager
+def _merge_lock(out: str):
+    """One merge at a time per dataset folder (flock; where the file system has none, merges run unlocked)."""
+    import fcntl
+
+    with open(os.path.join(out, ".merge.lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            logger.warning("%s: no file locks on this file system; merging without a lock", out)
+        yield
+
+
+def read_sequences(out: str) -> list[dict]:
+    """Every sequence folder's records: ``name``, ``scenario`` (or None), ``qc`` (or None), ``manifest`` (or None)."""
+    records = []
+    for folder in sorted(glob.glob(os.path.join(out, SEQUENCES, "seq_*"))):
+        entry = {"name": os.path.basename(folder), "folder": folder}
+        for key, file in (("scenario", SCENARIO_FILE), ("qc", QC_FILE), ("manifest", "manifest.json")):
+            path = os.path.join(folder, file)
+            entry[key] = read_json_file(path, f"{key} file") if os.path.isfile(path) else None
+        if entry["scenario"] is not None:
+            records.append(entry)
+    return records
+
+
+def merge(out: str) -> dict:
+    """Write ``index.json``, the processed dataset of the accepted sequences and the card; returns the index."""
+    from data_tools.datasets.hoi_dataset import write_prompts, write_split
+    from sim2real.dataset_card import write_card
+    from sim2real.export import export_sequence
+
+    path = os.path.join(out, CONFIG_RECORD)
+    if not os.path.isfile(path):
+        raise DataError(out, f"not a dataset folder (no {CONFIG_RECORD})")
+    with open(path, encoding="utf-8") as f:
+        recorded = yaml.safe_load(f)
+    qc_config = QualityConfig(**{k: v for k, v in recorded["dataset"]["qc"].items() if k != "estimator"})
+    dataset = os.path.join(out, "dataset")
+    with _merge_lock(out):
+        records = read_sequences(out)
+        accepted, rejected, pending = [], [], []
+        for entry in records:
+            summary = {"name": entry["name"], "k": entry["scenario"]["k"], "split": entry["scenario"]["split"]}
+            if entry["qc"] is None:
+                pending.append(summary)
+                continue
+            ok, reasons = verdict(entry["qc"]["scores"], qc_config)   # the recorded thresholds decide
+            entry["accepted"] = ok
+            summary.update(scores=entry["qc"]["scores"], quality=entry["qc"]["quality"])
+            (accepted if ok else rejected).append(summary if ok else {**summary, "reasons": reasons})
+        exported = {}
+        for item in accepted:
+            name, prompt, columns = export_sequence(os.path.join(out, SEQUENCES, item["name"]), dataset)
+            exported[name] = (prompt, columns, item["split"])
+        for stale in set(os.listdir(dataset) if os.path.isdir(dataset) else ()) - set(exported):
+            if stale.startswith("seq_"):   # no longer accepted (thresholds changed)
+                shutil.rmtree(os.path.join(dataset, stale))
+        splits = {}
+        for split in recorded["dataset"]["splits"]:
+            names = sorted(n for n, (_, _, s) in exported.items() if s == split)
+            folder = os.path.join(dataset, "filelists", split)
+            if not names:
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            columns = [c for c in exported[names[0]][1] if all(c in exported[n][1] for n in names)]
+            write_split(dataset, split, names, [exported[n][0] for n in names], columns=columns)
+            splits[split] = len(names)
+        if exported:
+            names = sorted(exported)
+            write_prompts(dataset, names, [exported[n][0] for n in names])
+        index = {"total": len(records), "accepted": accepted, "rejected": rejected, "pending": pending,
+                 "splits": splits, "dataset": "dataset", "thresholds": qc_config.thresholds()}
+        write_json(os.path.join(out, "index.json"), index)
+        write_card(out, records, index, recorded)
+    logger.info("merged %s: %d accepted, %d rejected, %d pending", out, len(accepted), len(rejected), len(pending))
+    return index
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="make this shard's sequences, then merge")
+    gen.add_argument("--config", required=True, help="dataset YAML (configs/dataset/toy.yaml, pam_release.yaml)")
+    gen.add_argument("--out", required=True, help="dataset folder (shared by all shards)")
+    gen.add_argument("--count", type=positive_int, default=None, help="number of sequences (default: the config's count)")
+    gen.add_argument("--shard", default=None, help="i/n (default: the SLURM array task, else RANK/WORLD_SIZE, else 0/1)")
+    gen.add_argument("--stage", default="all", choices=("all", "pose"),
+                     help="pose: only draw and check the scenarios (trajectory.npz, scenario.json)")
+    gen.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. seed=3")
+    gen.add_argument("-v", "--verbose", action="store_true")
+    mer = sub.add_parser("merge", help="write index.json, the accepted sequences' dataset and card.md")
+    mer.add_argument("out", help="dataset folder")
+    mer.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "merge":
+        merge(args.out)
+    else:
+        generate(args.config, args.out, args.set, args.count, args.shard, args.stage)
+    return 0
+
+
+if __name__ == "__main__":
+    from data_tools.io.cli import run_cli
+
+    raise SystemExit(run_cli(main))

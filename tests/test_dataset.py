@@ -1,0 +1,166 @@
+"""The dataset command: scenarios as a pure function of (seed, k), trajectory checks, quality control, shards that
+run side by side, a killed shard resumed, the merge, the card, the SLURM array script."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from data_tools.errors import DataError
+from data_tools.metrics.quality import QualityConfig, quality, verdict
+from data_tools.pose.objects import builtin_object, primitive
+from data_tools.pose.scenarios import (CheckConfig, ScenarioConfig, check_trajectory, draw_scenario, make_scenario,
+                                       surface_distance)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = "configs/dataset/toy.yaml"
+FAST = ["scenarios.num_frames=9", "sim2real_overrides=[num_frames=9]"]   # the toy models' 9-frame clips
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
+    return {**env, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+
+
+def _generate(out, *args, wait=True):
+    cmd = [sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out), "--count", "6",
+           *args, "--set", *FAST]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output[-3000:]
+    return proc
+
+
+def _labels(folder) -> dict:
+    arrays = {}
+    for name in ("hand_joints.npz", "pose_labels.npz"):
+        with np.load(os.path.join(folder, name)) as data:
+            arrays.update({f"{name}:{k}": data[k] for k in data.files})
+    return arrays
+
+
+def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tmp_path):
+    out = tmp_path / "two"
+    first, second = _generate(out, "--shard", "0/2", wait=False), _generate(out, "--shard", "1/2", wait=False)
+    seq = out / "sequences"
+    deadline = time.time() + 300
+    while not ((seq / "seq_00001" / "qc.json").exists() and (seq / "seq_00003").exists()):
+        assert second.poll() is None and time.time() < deadline, "shard 1 ended before it could be killed"
+        time.sleep(0.05)
+    second.send_signal(signal.SIGKILL)                      # mid-way: seq_00001 done, seq_00003 begun
+    second.wait()
+    assert not (seq / "seq_00005" / "qc.json").exists()
+    _generate(out, "--shard", "1/2")                        # resume
+    assert first.wait(timeout=600) == 0, first.stdout.read()[-3000:]
+    subprocess.run([sys.executable, "-m", "sim2real.dataset", "merge", str(out)], cwd=ROOT, env=_env(), check=True,
+                   capture_output=True)
+
+    index = json.loads((out / "index.json").read_text())
+    names = [f"seq_{k:05d}" for k in range(6)]
+    assert index["total"] == 6 and not index["pending"]
+    assert sorted(r["name"] for r in index["accepted"] + index["rejected"]) == names
+    assert index["accepted"] and all(r["reasons"] for r in index["rejected"])
+    for record in index["accepted"] + index["rejected"]:
+        assert record["scores"]["iou_hand"] is not None and record["scores"]["detection_rate"] is not None
+    for record in index["accepted"]:
+        clip = out / "dataset" / record["name"]
+        for name in ("video.mp4", "hand_joints.npz", "pose_labels.npz", "seg_mask.mp4", "depth.mp4"):
+            assert (clip / name).is_file(), clip / name
+        qc = json.loads((seq / record["name"] / "qc.json").read_text())
+        assert qc["accepted"] and qc["scores"] == record["scores"]
+        assert record["name"] in (out / "dataset" / "filelists" / record["split"] / "video.txt").read_text()
+    for record in index["rejected"]:
+        assert not (out / "dataset" / record["name"]).exists() and (seq / record["name"] / "video.mp4").is_file()
+    left = [os.path.join(d, f) for d, _, files in os.walk(seq) for f in files if f == ".claim" or ".part" in f]
+    assert not left                                         # no claims or temporaries of the killed shard
+    card = (out / "card.md").read_text()
+    assert "accepted" in card and "## Time per video" in card
+    for plot in ("counts.png", "qc_scores.png", "pose_checks.png", "accepted_first_frames.png"):
+        assert (out / "card" / plot).stat().st_size > 1000 and f"card/{plot}" in card
+    # the first frame was chosen by its score: the best-scoring candidate
+    manifest = json.loads((seq / "seq_00000" / "manifest.json").read_text())
+    candidates = manifest["first_frame"]["candidate_scores"]
+    assert manifest["first_frame"]["seed"] == max(candidates, key=lambda c: c["quality"])["seed"]
+
+    one = tmp_path / "one"
+    _generate(one, "--shard", "0/1")
+    for name in names:
+        a = json.loads((seq / name / "scenario.json").read_text())
+        b = json.loads((one / "sequences" / name / "scenario.json").read_text())
+        assert a["scenario"] == b["scenario"] and a["checks"] == b["checks"] and a["split"] == b["split"]
+        la, lb = _labels(seq / name), _labels(one / "sequences" / name)
+        assert la.keys() == lb.keys() and all(np.array_equal(la[k], lb[k]) for k in la)
+
+
+def test_scenarios_are_a_pure_function_of_seed_and_k():
+    config = ScenarioConfig(hand_sides=["right", "left"], num_frames=9, height=96, width=144,
+                            camera_distance=[0.42, 0.52])
+    assert draw_scenario(config, 3, 7) == draw_scenario(config, 3, 7)
+    assert draw_scenario(config, 3, 7) != draw_scenario(config, 3, 8) != draw_scenario(config, 4, 7)
+    traj_a, record_a = make_scenario(config, CheckConfig(max_draws=30), 3, 7, "a")
+    traj_b, record_b = make_scenario(config, CheckConfig(max_draws=30), 3, 7, "a")
+    assert record_a == record_b and np.array_equal(traj_a.hand_pose, traj_b.hand_pose)
+    assert not record_a["checks"]["reasons"] and record_a["scenario"]["attempt"] == len(record_a["rejected_draws"])
+
+
+def test_surface_distance_and_trajectory_checks_against_hand_computed_cases():
+    box = primitive("box", (0.1, 0.2, 0.3))
+    points = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.2], [0.08, 0.0, 0.0], [0.04, 0.09, 0.1]])
+    assert np.allclose(surface_distance(box, points), [0.05, 0.05, 0.03, 0.01])
+    config = ScenarioConfig(num_frames=9, height=96, width=144, camera_distance=[0.45, 0.45])
+    traj, record = make_scenario(config, CheckConfig(max_draws=30), 0, 0, "x")
+    scenario = record["scenario"]
+    from data_tools.pose.procedural_hand import load_hand_model
+
+    hand = load_hand_model(None, side=scenario["hand_side"])
+    obj = builtin_object(scenario["object"])
+    grasp = scenario["approach_fraction"] + scenario["close_fraction"]
+    assert check_trajectory(traj, obj, hand, CheckConfig(), grasp)["reasons"] == []
+    sunk = traj.subset(np.arange(traj.num_frames))
+    sunk.hand_transl = traj.hand_transl + (traj.object_transl[-1] - traj.hand_transl[-1]) * 0.9  # hand into the object
+    assert "penetration" in check_trajectory(sunk, obj, hand, CheckConfig(), grasp)["reasons"]
+    far = traj.subset(np.arange(traj.num_frames))
+    far.hand_transl = traj.hand_transl + np.array([0.0, 0.0, 0.2])                          # 20 cm above: no touch
+    assert "no contact" in check_trajectory(far, obj, hand, CheckConfig(), grasp)["reasons"]
+    wide = CheckConfig(frame_margin=0.45)   # only the central 10% of the image counts as inside
+    assert "out of frame" in check_trajectory(traj, obj, hand, wide, grasp)["reasons"]
+
+
+def test_verdict_and_quality_on_hand_computed_scores():
+    config = QualityConfig(segmenter="seg.safetensors", min_detection_rate=0.5, max_keypoint_error_px=20,
+                           min_hand_iou=0.3)
+    good = {"detection_rate": 0.9, "keypoint_error_px": 10.0, "iou_hand": 0.5, "iou_object": 0.1}
+    assert verdict(good, config) == (True, [])
+    assert verdict({**good, "keypoint_error_px": 25.0}, config) == (False, ["keypoint_error_px 25 > 20"])
+    assert verdict({**good, "keypoint_error_px": None}, config)[1] == ["keypoint_error_px not measured"]
+    assert quality(good) == pytest.approx((0.9 + 0.5 + 0.1 + 0.5) / 4)
+    assert quality(dict.fromkeys(good)) == 0.0
+    with pytest.raises(DataError, match="no 'segmenter'"):
+        QualityConfig(min_hand_iou=0.3)
+
+
+def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_shard_per_gpu(tmp_path):
+    out = tmp_path / "ds"
+    env = {**_env(), "SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "2",
+           "CUDA_VISIBLE_DEVICES": "4,6", "SLURM_SUBMIT_DIR": ROOT, "PAM_VENV": "none",
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "scripts/slurm/generate.sbatch", TOY, str(out), "--count", "5", "--stage", "pose",
+                           "--set", *FAST], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # array task 1 of 2 with two GPUs: shards 2/4 and 3/4, i.e. sequences 2 and 3
+    made = sorted(os.listdir(out / "sequences"))
+    assert made == ["seq_00002", "seq_00003"], made
+    assert "shard 2/4" in done.stderr and "shard 3/4" in done.stderr
+    assert json.loads((out / "index.json").read_text())["pending"]
+    again = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out),
+                            "--stage", "pose", "--set", *FAST, "seed=1"], cwd=ROOT, env=_env(), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 2
+    assert "dataset_config.yaml: this dataset was started with another config (differs in ['dataset.seed'])" in again.stderr
