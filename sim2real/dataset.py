@@ -2,6 +2,7 @@
 
     python -m sim2real.dataset generate --config configs/dataset/toy.yaml --out DIR [--count N] [--shard i/n]
     python -m sim2real.dataset merge DIR
+    python -m sim2real.dataset estimate --config configs/dataset/pam_release.yaml   (GPU-hours, an estimate)
 
 Sequence k (``seq_00042``) is a pure function of the config's seed and k (``data_tools.pose.scenarios``): no
 shard count, rerun or other sequence changes it. Each worker takes the sequences ``k = i, i + n, ...`` of its shard
@@ -20,10 +21,8 @@ layout with ``filelists/<split>/``, read by ``HOISplit`` and the trainers) and `
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import glob
-import json
 import logging
 import os
 import shutil
@@ -34,13 +33,14 @@ import yaml
 
 from data_tools.errors import DataError, read_json_file
 from data_tools.io.cli import positive_int, setup_logging
-from data_tools.io.atomic import write_json, write_text
+from data_tools.io.atomic import write_json
 from data_tools.io.config import load_config, to_dict
 from data_tools.metrics.quality import QualityConfig, QualityScorer, quality, verdict
 from data_tools.pose.scenarios import CheckConfig, ScenarioConfig, make_scenario
-from data_tools.runtime.claims import claim
+from data_tools.runtime.claims import claim, exclusive
 from data_tools.runtime.sharding import parse_shard
-from sim2real.run import Sim2Real, Sim2RealConfig, SimInput
+from sim2real.release import ReleaseConfig, prepare_release
+from sim2real.run import Sim2Real, SimInput
 
 logger = logging.getLogger("sim2real.dataset")
 
@@ -85,16 +85,18 @@ def split_of(seed: int, k: int, splits: dict) -> str:
     return names[int(np.searchsorted(np.cumsum(fractions / fractions.sum()), u, side="right").clip(0, len(names) - 1))]
 
 
-def load_dataset_config(path: str, overrides=()) -> tuple[DatasetConfig, Sim2RealConfig]:
+def load_dataset_config(path: str, overrides=()) -> tuple[DatasetConfig, ReleaseConfig]:
+    """The dataset config and its sim2real config (a ``ReleaseConfig``: with ``weights.pam`` set, the released
+    weights are converted once and used)."""
     config = load_config(DatasetConfig, path, overrides)
     try:
-        sim2real = load_config(Sim2RealConfig, config.sim2real_config, config.sim2real_overrides)
+        sim2real = load_config(ReleaseConfig, config.sim2real_config, config.sim2real_overrides)
     except DataError as exc:
         raise DataError(exc.path or path, f"{exc.problem} (sim2real_config of {path})") from None
     return config, sim2real
 
 
-def config_record(config: DatasetConfig, sim2real: Sim2RealConfig) -> dict:
+def config_record(config: DatasetConfig, sim2real: ReleaseConfig) -> dict:
     """What fixes the dataset's content (everything but ``count``), as recorded in ``DIR/dataset_config.yaml``."""
     dataset = {k: v for k, v in to_dict(config).items() if k != "count"}
     return {"dataset": dataset, "sim2real": to_dict(sim2real)}
@@ -128,15 +130,16 @@ def record_config(out: str, record: dict) -> None:
 class DatasetWorker:
     """Makes the sequences of one shard: scenario, sim2real, quality control."""
 
-    def __init__(self, config: DatasetConfig, sim2real: Sim2RealConfig, out: str):
+    def __init__(self, config: DatasetConfig, sim2real: ReleaseConfig, out: str):
         self.config, self.sim2real, self.out = config, sim2real, out
         self.scorer = QualityScorer(config.qc)      # estimator / segmenter problems surface before any work
         self._engine: Sim2Real | None = None
 
     @property
     def engine(self) -> Sim2Real:
-        if self._engine is None:
-            self._engine = Sim2Real(self.sim2real)
+        if self._engine is None:   # the released weights: checked and converted once, when first needed
+            release = self.sim2real.weights.pam is not None
+            self._engine = Sim2Real(prepare_release(self.sim2real) if release else self.sim2real)
         return self._engine
 
     def folder(self, k: int) -> str:
@@ -254,19 +257,6 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
 
 
 # ----------------------------------------------------------------------------------------------------- merge
-@contextlib.contextmanager
-def _merge_lock(out: str):
-    """One merge at a time per dataset folder (flock; where the file system has none, merges run unlocked)."""
-    import fcntl
-
-    with open(os.path.join(out, ".merge.lock"), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:
-            logger.warning("%s: no file locks on this file system; merging without a lock", out)
-        yield
-
-
 def read_sequences(out: str) -> list[dict]:
     """Every sequence folder's records: ``name``, ``scenario`` (or None), ``qc`` (or None), ``manifest`` (or None)."""
     records = []
@@ -293,7 +283,7 @@ def merge(out: str) -> dict:
         recorded = yaml.safe_load(f)
     qc_config = QualityConfig(**{k: v for k, v in recorded["dataset"]["qc"].items() if k != "estimator"})
     dataset = os.path.join(out, "dataset")
-    with _merge_lock(out):
+    with exclusive(os.path.join(out, ".merge.lock")):   # one merge at a time per dataset folder
         records = read_sequences(out)
         accepted, rejected, pending = [], [], []
         for entry in records:
@@ -348,6 +338,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     mer = sub.add_parser("merge", help="write index.json, the accepted sequences' dataset and card.md")
     mer.add_argument("out", help="dataset folder")
     mer.add_argument("-v", "--verbose", action="store_true")
+    est = sub.add_parser("estimate", help="estimated seconds per video and GPU-hours on one H100 (sim2real.throughput)")
+    est.add_argument("--config", required=True, help="dataset YAML")
+    est.add_argument("--count", type=positive_int, default=None, help="videos (default: the config's count)")
+    est.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -356,6 +350,11 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     if args.command == "merge":
         merge(args.out)
+    elif args.command == "estimate":
+        from sim2real.throughput import summary
+
+        config, sim2real = load_dataset_config(args.config)
+        print(summary(sim2real, args.count or config.count))
     else:
         generate(args.config, args.out, args.set, args.count, args.shard, args.stage)
     return 0

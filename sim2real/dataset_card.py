@@ -32,9 +32,12 @@ def _status(entry: dict) -> str:
 
 
 def _figure(columns: int):
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, columns, figsize=(4.2 * columns, 3.4), squeeze=False)

@@ -195,6 +195,19 @@ def release_sim2real_config(cfg: ReleaseConfig, appearance: str, motion: str, of
     return Sim2RealConfig(**fields)
 
 
+def prepare_release(cfg: ReleaseConfig, offload: str = "auto") -> Sim2RealConfig:
+    """Check the weight folders, convert the release once (one worker at a time: shards started together wait for
+    the first conversion and reuse it) and return the sim2real config on the converted weights. ``offload``:
+    auto | on | off."""
+    from data_tools.runtime.claims import exclusive
+
+    files = check_release(cfg.weights)
+    with exclusive(os.path.join(cfg.weights.cache, ".convert.lock")):
+        appearance, motion = convert_release(files, cfg.weights)
+    use_offload = offload == "on" or (offload == "auto" and needs_offload(cfg.weights, cfg.device))
+    return release_sim2real_config(cfg, appearance, motion, use_offload)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pam", help="the PAM release folder (controlnet.bin + motion transformer folder)")
@@ -215,11 +228,9 @@ def main(argv=None) -> int:
     for name in ("pam", "flux", "cogvideox", "cache"):
         if getattr(args, name):
             setattr(cfg.weights, name, getattr(args, name))
-    files = check_release(cfg.weights)
+    check_release(cfg.weights)
     discover(args.inputs)  # every input is checked before anything expensive
-    appearance, motion = convert_release(files, cfg.weights)
-    offload = args.offload == "on" or (args.offload == "auto" and needs_offload(cfg.weights, cfg.device))
-    config = release_sim2real_config(cfg, appearance, motion, offload)
+    config = prepare_release(cfg, args.offload)
     run(args.inputs, args.out, config, args.shard, args.first_frames, args.stage, args.overwrite)
     return 0
 

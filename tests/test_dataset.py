@@ -164,3 +164,50 @@ def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_sha
                            text=True, timeout=600)
     assert again.returncode == 2
     assert "dataset_config.yaml: this dataset was started with another config (differs in ['dataset.seed'])" in again.stderr
+
+
+def test_the_release_recipe_runs_on_a_fake_release_converting_it_once_for_two_shards(tmp_path):
+    """configs/dataset/pam_release.yaml on tiny random weights in the release's formats, at a small size: two shards
+    started together convert the release once, and every sequence is generated, scored and accepted or rejected."""
+    import yaml
+
+    from release_fixtures import make_fake_release
+
+    paths = make_fake_release(tmp_path / "release")
+    config = yaml.safe_load(open(os.path.join(ROOT, "configs/dataset/pam_release.yaml")))
+    config["sim2real_overrides"] += [
+        f"weights.pam={paths['pam']}", f"weights.flux={paths['flux']}", f"weights.cogvideox={paths['cogvideox']}",
+        f"weights.cache={tmp_path / 'cache'}", "num_frames=9", "height=32", "width=48", "seeds=[0,1]",
+        "appearance_steps=1", "motion_steps=1", "appearance_overrides=[sampling.size=null,model.dtype=float32]"]
+    config["scenarios"].update(num_frames=9, height=32, width=48)
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "ds"
+    procs = [subprocess.Popen([sys.executable, "-m", "sim2real.dataset", "generate", "--config",
+                               str(tmp_path / "release.yaml"), "--out", str(out), "--count", "2", "--shard", f"{i}/2"],
+                              cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    joined = "".join(logs)
+    assert joined.count("(once)") == 2 and joined.count("already converted") == 2   # appearance + motion, once
+    index = json.loads((out / "index.json").read_text())
+    assert index["total"] == 2 and not index["pending"]
+    for record in index["accepted"] + index["rejected"]:
+        manifest = json.loads((out / "sequences" / record["name"] / "manifest.json").read_text())
+        assert manifest["config"]["style"] == "pam_release" and manifest["size"] == [32, 48]
+        assert manifest["prompts"]["motion"] == "A man is in a lab trying to grasp something."
+        assert manifest["prompts"]["appearance"].startswith(("A right hand grasps", "A left hand grasps"))
+        assert record["scores"]["detection_rate"] is not None
+
+
+def test_throughput_estimate_of_the_release_recipe_by_hand():
+    from sim2real.dataset import load_dataset_config
+    from sim2real.throughput import estimate_seconds, videos_per_gpu_hour
+
+    _, sim2real = load_dataset_config(os.path.join(ROOT, "configs/dataset/pam_release.yaml"))
+    seconds = estimate_seconds(sim2real)
+    motion = 100 * (1 + 12 / 42) + 10                                 # the anchor setting itself: 49x480x720, 50 steps
+    appearance = 5 * (30 * 40) / 4096 * 1.10 * (989 / 67) * 4         # 480x640 = 30x40 tokens, fp32, seeds 42..45
+    assert seconds["motion_s"] == pytest.approx(motion, abs=0.1)
+    assert seconds["appearance_s"] == pytest.approx(appearance, abs=0.1)
+    assert videos_per_gpu_hour(seconds) == pytest.approx(3600 / seconds["total_s"], abs=0.1)

@@ -149,3 +149,19 @@ def claim(folder: str, stale_after: float = DEFAULT_STALE_AFTER, heartbeat_s: fl
             if current and current.get("token") == token:  # never remove another worker's claim
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (flock; created if needed) for one-at-a-time steps between workers,
+    e.g. one merge of a dataset folder, one conversion of shared weights. Where the file system has no locks
+    (some network mounts), it warns and runs unlocked."""
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            logger.warning("%s: no file locks on this file system; going on without one", lock_path)
+        yield
