@@ -4,7 +4,9 @@ Two kinds of input:
 
 * this engine's training checkpoints (``checkpoints/checkpoint-<step>/`` with DDP ``model.safetensors`` or a
   DeepSpeed ``pytorch_model/`` folder, or a training output folder: its newest checkpoint). The branches' config
-  comes from the checkpoint's ``trainer_state.json`` unless ``--controlnet-config`` names a ``config.json``::
+  comes from the checkpoint's ``trainer_state.json`` unless ``--controlnet-config`` names a ``config.json``. A
+  checkpoint holds only the trained parameters: the frozen ones (the last block's unused text-stream output) are
+  rebuilt from the run config in the same file (FLUX from ``model.base_path``, ``--base-path`` to replace it)::
 
       python -m appearance_gen.convert_ckpt outputs/appearance_flux --out outputs/appearance_flux/step_latest
 
@@ -32,7 +34,7 @@ from appearance_gen.model import AppearanceControlNets
 from data_tools.errors import DataError, read_json_file
 from data_tools.io.cli import setup_logging
 from data_tools.runtime.checkpoints import (DTYPE_NAMES, build_and_load, load_checkpoint_state, load_weights_file,
-                                            read_model_config, resolve_checkpoint, save_model_folder)
+                                            read_model_config, resolve_checkpoint, run_config, save_model_folder)
 
 logger = logging.getLogger(__name__)
 # the reference's two branches: key prefix -> (branch name, condition maps in channel order)
@@ -195,11 +197,25 @@ def convert_reference(path: str, out_dir: str, flux: str | None = None, dtype: s
     return save_model_folder(model, out_dir, DTYPE_NAMES[dtype] if dtype else None, path)
 
 
-def convert(checkpoint: str, out_dir: str, controlnet_config: str | None = None, dtype: str | None = None) -> str:
+def initial_controlnets(checkpoint: str, base_path: str | None = None) -> AppearanceControlNets:
+    """The branches the run started from (trainable flags as in training), rebuilt from the run config in the
+    checkpoint's ``trainer_state.json``; ``base_path`` replaces ``model.base_path``."""
+    from appearance_gen.components import build_components, build_controlnets
+    from appearance_gen.config import AppearanceConfig
+
+    cfg = run_config(checkpoint, "appearance", AppearanceConfig)
+    if base_path:
+        cfg.model.base_path = base_path
+    return build_controlnets(cfg, build_components(cfg.model)).float().set_trainable()
+
+
+def convert(checkpoint: str, out_dir: str, controlnet_config: str | None = None, dtype: str | None = None,
+            base_path: str | None = None) -> str:
     """A training checkpoint (DDP or DeepSpeed) or training output folder -> an ``AppearanceControlNets`` folder."""
     checkpoint = resolve_checkpoint(checkpoint)
     config = read_model_config(checkpoint, "controlnet_config", controlnet_config, "--controlnet-config")
-    model = build_and_load(AppearanceControlNets, config, load_checkpoint_state(checkpoint), checkpoint)
+    model = build_and_load(AppearanceControlNets, config, load_checkpoint_state(checkpoint), checkpoint,
+                           base=lambda: initial_controlnets(checkpoint, base_path))
     return save_model_folder(model, out_dir, DTYPE_NAMES[dtype] if dtype else None, checkpoint)
 
 
@@ -210,6 +226,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="output AppearanceControlNets folder")
     parser.add_argument("--flux", help="FLUX base folder (diffusers layout): rotary axes and a size check (--reference)")
     parser.add_argument("--controlnet-config", help="config.json of the branches (default: from trainer_state.json)")
+    parser.add_argument("--base-path", help="FLUX folder of the frozen parts (default: the run config's model.base_path)")
     parser.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=None, help="default: as stored")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -219,7 +236,7 @@ def main(argv=None) -> int:
     if args.reference:
         convert_reference(args.reference, args.out, args.flux, args.dtype)
     else:
-        convert(args.checkpoint, args.out, args.controlnet_config, args.dtype)
+        convert(args.checkpoint, args.out, args.controlnet_config, args.dtype, args.base_path)
     return 0
 
 

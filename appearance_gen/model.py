@@ -137,6 +137,14 @@ class AppearanceControlNets(ModelMixin, ConfigMixin):
             out += list(last.attn.to_add_out.parameters()) + list(last.ff_context.parameters())
         return out
 
+    def set_trainable(self) -> "AppearanceControlNets":
+        """Every parameter trainable except ``unused_parameters`` (frozen: DDP/DeepSpeed need a gradient for each
+        trainable one). Returns the model."""
+        self.requires_grad_(True)
+        for param in self.unused_parameters():
+            param.requires_grad_(False)
+        return self
+
     def scales(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
         """Per-branch conditioning scales: the config's (default 1.0) updated by ``overrides``."""
         scales = {name: 1.0 for name in self.branches}

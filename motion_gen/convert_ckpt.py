@@ -5,6 +5,8 @@ Accepts an accelerate checkpoint (``checkpoints/checkpoint-<step>/`` with ``mode
 ``*_model_states.pt`` and ``*_optim_states.pt``; the fp32 weights are gathered across ranks), or a training
 output folder (its newest checkpoint is used). The model config comes from the checkpoint's
 ``trainer_state.json`` (written by ``motion_gen.train``) unless ``--transformer-config`` names a ``config.json``.
+A checkpoint holds only the trained condition branch: the frozen base comes from the run's config in the same
+file (``model.pretrained``, or the tiny seed; ``--pretrained FOLDER`` when the base lies elsewhere on this machine).
 ``--reference [FOLDER]`` converts a transformer folder saved by the reference PAM code (renamed keys, five
 conditions). ``scripts/convert_ckpt.sh`` (``sim2real.convert_ckpt``) picks this or the appearance converter.
 
@@ -21,8 +23,8 @@ import torch
 from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError, read_json_file
 from data_tools.runtime.checkpoints import (build_and_load, load_checkpoint_state, load_weights_file, read_model_config,
-                                            resolve_checkpoint, save_model_folder)
-from motion_gen.config import DTYPES
+                                            resolve_checkpoint, run_config, save_model_folder)
+from motion_gen.config import DTYPES, MotionConfig
 from motion_gen.model import CogVideoXConditionTransformer
 
 logger = logging.getLogger(__name__)
@@ -33,18 +35,34 @@ REFERENCE_CONDITION_ORDER = ("tracking", "normal", "depth", "seg_mask", "hand_ke
 
 
 def save_transformer(config: dict, state: dict[str, torch.Tensor], out_dir: str, dtype: str = "fp32",
-                     source: str | None = None) -> str:
-    """Build the transformer from ``config`` with ``state`` (every key checked) and save it atomically."""
+                     source: str | None = None, base=None) -> str:
+    """Build the transformer from ``config`` with ``state`` (every key checked; only the trained ones when
+    ``base()`` rebuilds the frozen rest) and save it atomically."""
     model = build_and_load(CogVideoXConditionTransformer, {k: v for k, v in config.items() if not k.startswith("_")},
-                           state, source)
+                           state, source, base)
     return save_model_folder(model, out_dir, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype], source)
 
 
-def convert(checkpoint: str, out_dir: str, transformer_config: str | None = None, dtype: str = "fp32") -> str:
+def frozen_base(checkpoint: str, pretrained: str | None = None) -> CogVideoXConditionTransformer:
+    """The transformer the run started from (base and initial branch, trainable flags as in training), rebuilt
+    from the run config in the checkpoint's ``trainer_state.json``; ``pretrained`` replaces ``model.pretrained``."""
+    from motion_gen.components import load_transformer
+
+    cfg = run_config(checkpoint, "motion", MotionConfig)
+    if pretrained:
+        cfg.model.pretrained = pretrained
+    transformer = load_transformer(cfg.model, cfg.generate)
+    transformer.set_trainable(train_base=cfg.train.train_base)
+    return transformer
+
+
+def convert(checkpoint: str, out_dir: str, transformer_config: str | None = None, dtype: str = "fp32",
+            pretrained: str | None = None) -> str:
     """Write ``out_dir`` (diffusers folder, safetensors) from a checkpoint; returns ``out_dir``."""
     checkpoint = resolve_checkpoint(checkpoint)
     config = read_model_config(checkpoint, "transformer_config", transformer_config, "--transformer-config")
-    return save_transformer(config, load_checkpoint_state(checkpoint), out_dir, dtype, checkpoint)
+    return save_transformer(config, load_checkpoint_state(checkpoint), out_dir, dtype, checkpoint,
+                            base=lambda: frozen_base(checkpoint, pretrained))
 
 
 def convert_reference(folder: str, out_dir: str, dtype: str = "fp32") -> str:
@@ -79,6 +97,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="output diffusers transformer folder")
     parser.add_argument("--transformer-config", help="config.json of the transformer (default: from trainer_state.json)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--pretrained", metavar="FOLDER",
+                        help="CogVideoX folder of the frozen base (default: the run config's model.pretrained)")
     parser.add_argument("--reference", nargs="?", const=True, metavar="FOLDER",
                         help="convert a transformer folder saved by the reference PAM code (FOLDER, or the positional)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
@@ -90,7 +110,7 @@ def main(argv=None) -> None:
     if args.reference:
         convert_reference(source, args.out, args.dtype)
     else:
-        convert(args.checkpoint, args.out, args.transformer_config, args.dtype)
+        convert(args.checkpoint, args.out, args.transformer_config, args.dtype, args.pretrained)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def main(argv=None) -> int:
                                      add_help=False)
     parser.add_argument("--stage", choices=("appearance", "motion"))
     parser.add_argument("--reference", nargs="?", const=True)
-    for option in ("--out", "--flux", "--dtype", "--controlnet-config", "--transformer-config"):
+    for option in ("--out", "--flux", "--dtype", "--controlnet-config", "--transformer-config", "--pretrained",
+                   "--base-path"):
         parser.add_argument(option)  # parsed only so that their values are not taken for the checkpoint
     parser.add_argument("-h", "--help", action="store_true")
     known, rest = parser.parse_known_args(argv)

@@ -329,16 +329,17 @@ def appearance_params(cfg) -> dict:
 
 def memory_per_gpu_gib(params: dict, mode: str, world: int, zero2: bool, activations_gib: float,
                        cpu_offload: bool = False, text_encoder_in_training: bool = False,
-                       weight_bytes: int = 2) -> float:
+                       weight_bytes: int = 2, optimizer_offload: bool = False) -> float:
     """Estimated peak GiB per GPU. Weights in bf16 (``weight_bytes`` 2; 4 for inference computing in fp32).
     Training adds, per trainable parameter, bf16 weights (2) and fp32 master weights + fp32 gradients + two Adam moments (16 bytes), the 16 sharded over the
-    GPUs with ZeRO-2. Inference with CPU offload holds one component at a time."""
+    GPUs with ZeRO-2; with the optimizer offloaded to the CPU only bf16 weights and gradients stay (4 bytes).
+    Inference with CPU offload holds one component at a time."""
     if mode == "infer":
         sizes = [params["base"] + params["branch"], params["text_encoder"], params["vae"]]
         weights = (max(sizes) if cpu_offload else sum(sizes)) * weight_bytes
         return weights / GiB + activations_gib
     frozen = params["base"] + params["vae"] + (params["text_encoder"] if text_encoder_in_training else 0)
-    per_trainable = 2 + 16 / (world if zero2 else 1)
+    per_trainable = 4 if optimizer_offload else 2 + 16 / (world if zero2 else 1)
     return (frozen * 2 + params["branch"] * per_trainable) / GiB + activations_gib
 
 
@@ -363,9 +364,20 @@ def training_extras_gib(stage: str, params: dict, batch: int, frames: int, zero2
             "validation_text_encoder": params["text_encoder"] * 2 / GiB if validation and stage == "motion" else 0.0}
 
 
-def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequence[int], world: int,
-                 zero2: bool, batch: int | None = None) -> float:
-    """One line comparing the estimate with the smallest GPU; returns the estimate (GiB per GPU)."""
+@dataclasses.dataclass
+class Estimate:
+    """The memory estimate of one stage config: GiB per GPU, the parameter counts and the allowances it used."""
+
+    gib: float
+    params: dict
+    extras: dict
+    batch: int | None
+    weight_bytes: int
+
+
+def memory_estimate(stage: str, cfg, mode: str, world: int, zero2: bool, batch: int | None = None,
+                    optimizer_offload: bool = False) -> Estimate:
+    """Estimated peak GiB per GPU of ``stage`` ("motion" or "appearance") training or inference with ``cfg``."""
     params = motion_params(cfg) if stage == "motion" else appearance_params(cfg)
     offload = bool(getattr(getattr(cfg, "generate", None), "cpu_offload", False))
     if mode == "train":
@@ -379,7 +391,17 @@ def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequenc
     weight_bytes = 4 if mode == "infer" and compute in ("float32", "fp32") else 2   # weights cast up to fp32
     offload = offload or bool(getattr(getattr(cfg, "model", None), "cpu_offload", False))
     need = memory_per_gpu_gib(params, mode, world, zero2, sum(extras.values()), offload,
-                              text_encoder_in_training=stage == "appearance", weight_bytes=weight_bytes)
+                              text_encoder_in_training=stage == "appearance", weight_bytes=weight_bytes,
+                              optimizer_offload=optimizer_offload)
+    return Estimate(need, params, extras, batch if mode == "train" else None, weight_bytes)
+
+
+def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequence[int], world: int,
+                 zero2: bool, batch: int | None = None) -> float:
+    """One line comparing the estimate with the smallest GPU; returns the estimate (GiB per GPU)."""
+    estimate = memory_estimate(stage, cfg, mode, world, zero2, batch)
+    need, params, extras, batch, weight_bytes = (estimate.gib, estimate.params, estimate.extras, estimate.batch,
+                                                 estimate.weight_bytes)
     counts = ", ".join(f"{k} {v / 1e9:.2f}B" for k, v in params.items())
     counts += ", fp32 compute" if weight_bytes == 4 else ""
     parts = ", ".join(f"{k} {v:.1f}" for k, v in extras.items() if v)
@@ -392,6 +414,35 @@ def check_memory(report: Report, stage: str, cfg, mode: str, gpu_memory: Sequenc
         report.fail(text + f" > {min(gpu_memory) / GiB:.0f} GiB on the smallest GPU")
     else:
         report.ok(text + f" <= {min(gpu_memory) / GiB:.0f} GiB")
+    if mode == "train":
+        check_checkpoint_disk(report, stage, cfg, params, zero2)
+    return need
+
+
+def checkpoint_gib(stage: str, params: dict, zero2: bool) -> dict:
+    """GiB on disk of one training checkpoint (the trained parameters only: fp32 weights and Adam's two fp32
+    moments, 12 bytes each; ZeRO-2 adds its bf16 module copy, 14) and of the final weights (motion: the whole
+    transformer, bf16 base and fp32 branch; appearance: the fp32 branches)."""
+    per_param = 12 + (2 if zero2 else 0)
+    final = params["branch"] * 4 + (params["base"] * 2 if stage == "motion" else 0)
+    return {"checkpoint": params["branch"] * per_param / GiB, "final": final / GiB}
+
+
+def check_checkpoint_disk(report: Report, stage: str, cfg, params: dict, zero2: bool) -> float:
+    """Free disk under ``train.loop.output_dir`` against the checkpoints kept (one more while the next is written
+    before the oldest goes) plus the final weights; FAIL when it does not fit. Returns the GiB needed."""
+    loop = cfg.train.loop
+    sizes = checkpoint_gib(stage, params, zero2)
+    written = loop.max_steps // loop.checkpoint_every + 1 if loop.checkpoint_every else 0
+    kept = min(written, loop.checkpoints_total_limit + 1) if loop.checkpoints_total_limit else written
+    need = kept * sizes["checkpoint"] + sizes["final"]
+    probe = loop.output_dir
+    while not os.path.isdir(probe):
+        probe = os.path.dirname(os.path.abspath(probe))
+    free = shutil.disk_usage(probe).free / GiB
+    text = (f"{stage} checkpoints: {kept} x {sizes['checkpoint']:.1f} GiB (trained parameters only) + final "
+            f"{sizes['final']:.1f} GiB = {need:.0f} GiB; {free:.0f} GiB free under {probe}")
+    (report.ok if free >= need else report.fail)(text)
     return need
 
 

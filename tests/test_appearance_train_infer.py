@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from appearance_gen import infer
 from appearance_gen.config import load_appearance_config
@@ -108,7 +109,13 @@ def test_two_training_steps_then_resume(dataset_root, tmp_path):
     # training moved the zero-initialised output projections of both branches
     for name in ("physical", "semantic"):
         assert torch.count_nonzero(first.controlnets[name].controlnet_blocks[0].weight) > 0
-    # an intermediate checkpoint (accelerate's model.safetensors, no config.json) converts to the same weights
+    # checkpoints hold the trained parameters only (not the frozen, unused text-stream output of the last block)
+    trained = {n for n, p in AppearanceControlNets.from_pretrained(out / "final").set_trainable().named_parameters()
+               if p.requires_grad}
+    assert set(load_file(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"))) == trained
+    assert len(trained) < len(first.state_dict())
+    # an intermediate checkpoint (accelerate's model.safetensors, no config.json) converts to the same weights,
+    # the frozen ones rebuilt from the run config
     converted = AppearanceControlNets.from_pretrained(convert(str(out / "checkpoints" / "checkpoint-1"),
                                                               str(tmp_path / "step1")))
     assert converted.config.branches == first.config.branches

@@ -10,13 +10,13 @@ import pytest
 import margins
 import torch
 from conftest import torchrun
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from data_tools.errors import DataError
 from data_tools.runtime.training import list_checkpoints, read_train_log
 from motion_gen.config import load_motion_config
 from motion_gen.convert_ckpt import convert
-from motion_gen.model import CogVideoXConditionTransformer
+from motion_gen.model import BRANCH_PREFIXES, CogVideoXConditionTransformer
 from motion_gen.prepare import prepare
 from motion_gen.tiny_data import synthetic_dataset
 from motion_gen.train import build_spec, condition_subsets, train
@@ -92,11 +92,11 @@ def test_two_process_run_checkpoint_resume_and_convert(latents, tmp_path):
     summary = train(_cfg(latents, out, "train.loop.max_steps=3", "train.loop.checkpoint_every=3"))
     assert summary["step"] == 3 and len(summary["losses"]) == 1
     assert [r["step"] for r in read_train_log(str(out))] == [1, 2, 3]
-    # convert the 2-process checkpoint: loads with from_pretrained and holds the checkpoint's weights
+    # convert the 2-process checkpoint (the branch only): loads with from_pretrained, holds the checkpoint's branch
     folder = convert(str(ckpt), str(tmp_path / "transformer"))
     model = CogVideoXConditionTransformer.from_pretrained(folder)
     saved = load_file(str(ckpt / "model.safetensors"))
-    assert set(saved) == set(model.state_dict())
+    assert set(saved) == {n for n, _ in model.named_parameters() if n.startswith(BRANCH_PREFIXES)}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     # a training output folder resolves to its newest checkpoint (step 3), bf16 on request
     folder3 = convert(str(out), str(tmp_path / "t3"), dtype="bf16")
@@ -105,6 +105,41 @@ def test_two_process_run_checkpoint_resume_and_convert(latents, tmp_path):
     final = CogVideoXConditionTransformer.from_pretrained(out / "final")
     torch.testing.assert_close(model3.condition_embed.weight.float(),
                                final.condition_embed.weight.to(torch.bfloat16).float())
+
+
+def test_checkpoint_holds_the_branch_only_resumes_and_converts(latents, tmp_path):
+    """A checkpoint holds exactly the trained branch (not the frozen base), is smaller than the full model, a run
+    resumed from it continues as the uninterrupted run, and converting it with the base rebuilt from the run config
+    gives the full model of that step (what converting a full checkpoint gave)."""
+    steps = ["train.loop.checkpoint_every=2", "train.optim.scheduler=constant", "train.optim.warmup_steps=0"]
+    whole = train(_cfg(latents, tmp_path / "whole", "train.loop.max_steps=4", *steps))
+    part = tmp_path / "part"
+    train(_cfg(latents, part, "train.loop.max_steps=2", *steps))
+    ckpt = part / "checkpoints" / "checkpoint-2"
+    full = CogVideoXConditionTransformer.from_pretrained(part / "final")  # the whole model at step 2
+    trained = {n for n, _ in full.named_parameters() if n.startswith(BRANCH_PREFIXES)}
+    assert set(load_file(str(ckpt / "model.safetensors"))) == trained and len(trained) < len(full.state_dict())
+    assert os.path.getsize(ckpt / "model.safetensors") < 0.5 * os.path.getsize(
+        part / "final" / "diffusion_pytorch_model.safetensors")
+    converted = CogVideoXConditionTransformer.from_pretrained(convert(str(ckpt), str(tmp_path / "conv"))).state_dict()
+    assert set(converted) == set(full.state_dict())
+    assert all(torch.equal(v, converted[k]) for k, v in full.state_dict().items())
+    resumed = train(_cfg(latents, part, "train.loop.max_steps=4", *steps))
+    assert len(resumed["losses"]) == 2
+    assert resumed["losses"] == pytest.approx(whole["losses"][2:], rel=1e-6, abs=1e-7)
+    a = CogVideoXConditionTransformer.from_pretrained(part / "final").state_dict()
+    b = CogVideoXConditionTransformer.from_pretrained(tmp_path / "whole" / "final").state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in b)
+
+
+def test_resume_refuses_a_checkpoint_without_the_trained_weights(latents, tmp_path):
+    """A checkpoint whose model file lacks trained weights (another model's) is named, not half-loaded."""
+    out = tmp_path / "run"
+    train(_cfg(latents, out, "train.loop.max_steps=1", "train.loop.checkpoint_every=1"))
+    path = out / "checkpoints" / "checkpoint-1" / "model.safetensors"
+    save_file({k: v for k, v in load_file(str(path)).items() if not k.startswith("condition_embed")}, str(path))
+    with pytest.raises(DataError, match="checkpoint lacks 2 trained weight.*condition_embed"):
+        train(_cfg(latents, out, "train.loop.max_steps=2"))
 
 
 DS_RUN = textwrap.dedent("""
@@ -136,21 +171,88 @@ DS_RUN = textwrap.dedent("""
 """)
 
 
+def _deepspeed_on_two_cpu_ranks(script: str, latents: str, tmp_path) -> None:
+    """Run ``script`` (latents, output folder ``tmp_path/out``) on 2 CPU ranks with DeepSpeed's CPU accelerator."""
+    pytest.importorskip("deepspeed")
+    (tmp_path / "ds_script.py").write_text(script)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd(), DS_ACCELERATOR="cpu")
+    result = subprocess.run([*torchrun(2), str(tmp_path / "ds_script.py"), latents, str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_convert_deepspeed_zero2_checkpoint(latents, tmp_path):
     """A ZeRO-2 checkpoint of 2 CPU ranks (DS_ACCELERATOR=cpu; the shared Trainer refuses DeepSpeed without CUDA,
     so the engine is driven directly) converts to a folder holding the engine's weights."""
-    pytest.importorskip("deepspeed")
-    (tmp_path / "ds_run.py").write_text(DS_RUN)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.getcwd(), DS_ACCELERATOR="cpu")
-    result = subprocess.run([*torchrun(2), str(tmp_path / "ds_run.py"), latents, str(tmp_path / "out")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _deepspeed_on_two_cpu_ranks(DS_RUN, latents, tmp_path)
     folder = convert(str(tmp_path / "out"), str(tmp_path / "transformer"))  # resolves checkpoints/checkpoint-2
     model = CogVideoXConditionTransformer.from_pretrained(folder)
     expected = load_file(str(tmp_path / "out" / "expected.safetensors"))
     assert set(expected) == set(model.state_dict())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
     assert model.condition_embed.weight.abs().sum() > 0  # two steps moved the fusion linear too
+
+
+DS_PARTIAL = textwrap.dedent("""
+    import json, os, sys, torch, deepspeed
+    from types import SimpleNamespace
+    from accelerate.utils import DistributedType
+    from safetensors.torch import save_file
+    from data_tools.io.config import to_dict
+    from data_tools.runtime.latent_store import LatentDataset
+    from data_tools.runtime.training import state_kwargs
+    from motion_gen.config import load_motion_config
+    from motion_gen.train import MotionSpec
+    latents, out = sys.argv[1], sys.argv[2]
+    dataset = LatentDataset(latents)
+    cfg = load_motion_config("configs/motion/tiny.yaml", [f"data.latents={latents}"])
+    config = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1, "zero_optimization": {"stage": 2},
+              "optimizer": {"type": "AdamW", "params": {"lr": 1e-2, "torch_adam": True}}, "steps_per_print": 10**6}
+    rank = int(os.environ["RANK"])
+    kwargs = lambda save: state_kwargs(SimpleNamespace(distributed_type=DistributedType.DEEPSPEED), save)
+    def engine():  # the transformer as the run config builds it (tiny seed), branch trainable
+        spec = MotionSpec(cfg, latent_meta=dataset.meta)
+        trained = [p for p in spec.transformer.parameters() if p.requires_grad]
+        return spec, deepspeed.initialize(model=spec.transformer, config=config, model_parameters=trained)[0]
+    def step(spec, engine, i):
+        loss = spec.loss(engine, spec.collate([dataset[rank]]), "cpu", generator=torch.Generator().manual_seed(10 * i + rank))
+        engine.backward(loss)
+        engine.step()
+        return loss.item()
+    spec, whole = engine()
+    losses = [step(spec, whole, i) for i in range(3)]
+    spec, part = engine()
+    [step(spec, part, i) for i in range(2)]
+    ckpt = os.path.join(out, "checkpoints", "checkpoint-2")
+    part.save_checkpoint(ckpt, tag="pytorch_model", **kwargs(True))  # what accelerate's save_state passes on
+    if rank == 0:
+        json.dump({"step": 2, "config": {"motion": to_dict(cfg), "transformer_config": dict(spec.transformer.config)}},
+                  open(os.path.join(ckpt, "trainer_state.json"), "w"))
+        save_file({k: v.detach().float().contiguous() for k, v in part.module.state_dict().items()},
+                  os.path.join(out, "expected.safetensors"))
+    spec, resumed = engine()
+    resumed.load_checkpoint(ckpt, tag="pytorch_model", **kwargs(False))
+    json.dump({"whole": losses[2], "resumed": step(spec, resumed, 2)}, open(os.path.join(out, f"rank{rank}.json"), "w"))
+    torch.distributed.barrier()
+""")
+
+
+def test_deepspeed_checkpoint_holds_the_branch_only_resumes_and_converts(latents, tmp_path):
+    """DeepSpeed ZeRO-2 (2 CPU ranks, the engine driven directly: accelerate has no CPU DeepSpeed) with the save and
+    load arguments the Trainer passes: the model states hold the branch only, a fresh engine resumed from them
+    takes the same next step, and the converter rebuilds the base from the run config."""
+    _deepspeed_on_two_cpu_ranks(DS_PARTIAL, latents, tmp_path)
+    for rank in range(2):
+        losses = json.loads((tmp_path / "out" / f"rank{rank}.json").read_text())
+        assert losses["resumed"] == pytest.approx(losses["whole"], rel=1e-6)
+    states = torch.load(tmp_path / "out" / "checkpoints" / "checkpoint-2" / "pytorch_model" / "mp_rank_00_model_states.pt",
+                        weights_only=False)
+    expected = load_file(str(tmp_path / "out" / "expected.safetensors"))
+    trained = {k for k in expected if k.startswith(BRANCH_PREFIXES)}
+    assert set(states["module"]) == trained and len(trained) < len(expected)
+    model = CogVideoXConditionTransformer.from_pretrained(convert(str(tmp_path / "out"), str(tmp_path / "transformer")))
+    assert set(expected) == set(model.state_dict())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
 
 
 def test_missing_paths_fail_at_start_up_in_one_error(latents, tmp_path):

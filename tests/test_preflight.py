@@ -147,3 +147,26 @@ def test_bench_real_takes_the_batch(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "bench_real", lambda **kw: seen.update(kw) or {"batch": kw["batch"]})
     bench.main(["--real", "--batch", "4", "--out", str(tmp_path / "m.json")])
     assert seen["batch"] == 4 and json.loads((tmp_path / "m.json").read_text()) == {"real": {"batch": 4}}
+
+
+def test_checkpoint_disk_check_counts_the_trained_parameters_only(monkeypatch, tmp_path):
+    """configs/motion/dexycb.yaml keeps 3 checkpoints: 4 exist while the next is written, each the branch's fp32
+    weights and Adam moments (12 bytes a parameter, 14 with ZeRO-2's bf16 copy), not the frozen 5.6B base; plus the
+    final transformer. Too little free disk is blocking."""
+    import collections
+
+    from motion_gen.config import load_motion_config
+
+    G = preflight.GiB
+    params = {"base": 5.570e9, "branch": 1.96e9, "text_encoder": 4.762e9, "vae": 2.16e8}
+    cfg = load_motion_config("configs/motion/dexycb.yaml", [f"train.loop.output_dir={tmp_path / 'run'}"])
+    need = 4 * 1.96e9 * 12 / G + (5.570e9 * 2 + 1.96e9 * 4) / G
+    assert preflight.checkpoint_gib("motion", params, False)["checkpoint"] == pytest.approx(21.9, abs=0.1)
+    usage = collections.namedtuple("usage", "total used free")
+    for free, level in ((need + 1, "ok"), (need - 1, "FAIL")):
+        monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path, free=free: usage(0, 0, free * G))
+        report = preflight.Report()
+        assert preflight.check_checkpoint_disk(report, "motion", cfg, params, False) == pytest.approx(need)
+        assert report.lines[0][0] == level and "4 x 21.9 GiB" in report.lines[0][1]
+    zero2 = preflight.check_checkpoint_disk(preflight.Report(), "motion", cfg, params, True)
+    assert zero2 - need == pytest.approx(4 * 1.96e9 * 2 / G)

@@ -4,6 +4,10 @@ A checkpoint is what ``Trainer`` writes under ``<output_dir>/checkpoints/checkpo
 ``model.safetensors`` (DDP / one process), ``pytorch_model.bin``, or a DeepSpeed ZeRO folder
 (``pytorch_model/*_model_states.pt``; fp32 weights gathered across ranks), plus ``trainer_state.json`` whose
 ``config`` carries the run config and the model's own config under a stage-specific key.
+
+Checkpoints hold only the trained weights (``data_tools.runtime.training``); ``build_and_load`` then takes the
+frozen ones from a model rebuilt from the run config (``base``). Older checkpoints with every weight still load
+without it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import torch
 
 from data_tools.io.atomic import umask_permissions
 from data_tools.errors import DataError, read_json_file, require_output_dir
+from data_tools.io.config import from_dict
 from data_tools.runtime.training import latest_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -140,8 +145,36 @@ def save_model_folder(model, out_dir: str, dtype: torch.dtype | None = None, sou
     return out_dir
 
 
-def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], source: str | None):
-    """``model_class.from_config(config)`` on the meta device with ``state`` assigned (every key checked)."""
+def run_config(checkpoint: str, key: str, cls):
+    """The stage config ``cls`` a checkpoint was trained with (``config[key]`` of its ``trainer_state.json``)."""
+    path = os.path.join(checkpoint, "trainer_state.json")
+    data = read_json_file(path, "trainer state") if os.path.isfile(path) else {}
+    config = ((data if isinstance(data, dict) else {}).get("config") or {}).get(key)
+    if not isinstance(config, dict):
+        raise DataError(path, f"has no config.{key}: the frozen weights of a checkpoint that holds only the trained "
+                              "ones are rebuilt from it")
+    return from_dict(cls, config, path)
+
+
+def load_trained_part(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | None):
+    """Copy a checkpoint's trained weights ``state`` into ``model`` (built with its frozen weights from the run
+    config): every key must exist with the model's shape, and every trainable parameter must be in ``state``."""
+    expected = model.state_dict()
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}" for k, v in state.items()
+                    if k in expected and tuple(v.shape) != tuple(expected[k].shape))
+    missing = sorted({n for n, p in model.named_parameters() if p.requires_grad} - set(state))
+    problems = [f"{label}: {', '.join(items[:10])}" for label, items in
+                (("trained weights missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if items]
+    if problems:
+        raise DataError(source, "weights do not fit the model; " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], source: str | None, base=None):
+    """``model_class.from_config(config)`` on the meta device with ``state`` assigned (every key checked). A
+    ``state`` with only the trained weights goes into ``base()`` instead: the model rebuilt from the run config."""
     from accelerate import init_empty_weights
 
     try:
@@ -149,6 +182,9 @@ def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], so
             model = model_class.from_config(config)
     except (TypeError, ValueError) as exc:
         raise DataError(source, f"config does not build {model_class.__name__} ({exc})") from None
+    if base is not None and set(state) < set(model.state_dict()):
+        logger.info("%s holds the trained weights only: the frozen ones come from the run config", source)
+        return load_trained_part(base(), state, source)
     check_state_keys(model, state, source)
     model.load_state_dict(state, strict=True, assign=True)
     return model

@@ -16,6 +16,12 @@ On N processes (DDP or ZeRO-2) the runtime guarantees:
   resumed run continues the same streams (validation on rank 0 never touches them);
 * too few samples for one batch per process is an error naming dataset size, batch size and world size;
 * ``OptimizerConfig.max_grad_norm`` becomes DeepSpeed's ``gradient_clipping`` (0 disables clipping).
+
+Checkpoints hold only what is trained: the parameters with ``requires_grad``, their optimizer state, the LR
+scheduler, every process's RNG states and the step. The frozen weights (e.g. a 5B base transformer) are rebuilt
+from the run config on resume and by the converters. accelerate's own path filters through a save-state pre-hook
+and loads with ``strict=False`` after a load pre-hook checked that every trained weight is there; under DeepSpeed
+``save_checkpoint(exclude_frozen_parameters=True)`` and ``load_checkpoint(load_module_strict=False)`` do the same.
 """
 from __future__ import annotations
 
@@ -231,6 +237,53 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimizerConfig, max_
                          num_training_steps=max_steps, num_cycles=cfg.num_cycles)
 
 
+def trainable_names(model: torch.nn.Module) -> set[str]:
+    """Names of the parameters of ``model`` (as wrapped: DDP's ``module.`` included) that are trained."""
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def keep_trained_weights(models: list, weights: list[dict], output_dir: str) -> None:
+    """accelerate save-state pre-hook: drop frozen parameters and buffers from the state dicts about to be saved."""
+    for model, state in zip(models, weights):
+        keep = trainable_names(model)
+        for key in [k for k in state if k not in keep]:
+            del state[key]
+
+
+def saved_weight_names(folder: str, index: int = 0) -> set[str]:
+    """Tensor names in accelerate's model file ``index`` of a checkpoint folder (safetensors or torch.save)."""
+    suffix = f"_{index}" if index else ""
+    path = os.path.join(folder, f"model{suffix}.safetensors")
+    if os.path.isfile(path):
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            return set(f.keys())
+    path = os.path.join(folder, f"pytorch_model{suffix}.bin")
+    if not os.path.isfile(path):
+        raise DataError(folder, f"no model weights (model{suffix}.safetensors or pytorch_model{suffix}.bin)")
+    return set(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+
+
+def check_trained_weights(models: list, input_dir: str) -> None:
+    """accelerate load-state pre-hook: DataError unless the checkpoint holds every trained parameter (it may lack
+    the frozen ones, which the run rebuilt from its config)."""
+    for i, model in enumerate(models):
+        missing = sorted(trainable_names(model) - saved_weight_names(input_dir, i))
+        if missing:
+            raise DataError(input_dir, f"checkpoint lacks {len(missing)} trained weight(s), e.g. "
+                                       f"{', '.join(missing[:3])}: written by another model or configuration?")
+
+
+def state_kwargs(accelerator, save: bool) -> dict:
+    """Keyword arguments of ``save_state`` / ``load_state`` that leave frozen weights out of checkpoints."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return {"exclude_frozen_parameters": True} if save else {"load_module_strict": False}
+    return {} if save else {"strict": False}  # the save side is filtered by keep_trained_weights
+
+
 def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     """``(step, path)`` of complete checkpoints under ``output_dir/checkpoints``, oldest first."""
     folder = os.path.join(output_dir, "checkpoints")
@@ -295,7 +348,7 @@ class Trainer:
         if accelerator.is_main_process and os.path.isdir(partial):
             shutil.rmtree(partial)
         accelerator.wait_for_everyone()
-        accelerator.save_state(partial)
+        accelerator.save_state(partial, **state_kwargs(accelerator, save=True))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             umask_permissions(partial)
@@ -327,11 +380,13 @@ class Trainer:
         scheduler = build_scheduler(optimizer, self.optim, loop.max_steps)
         model, optimizer, dataloader, scheduler = accelerator.prepare(module, optimizer, dataloader, scheduler)
         trainable = [p for p in model.parameters() if p.requires_grad]
+        accelerator.register_save_state_pre_hook(keep_trained_weights)
+        accelerator.register_load_state_pre_hook(check_trained_weights)
 
         step = 0
         resume = self._resume_path()
         if resume:
-            accelerator.load_state(resume)
+            accelerator.load_state(resume, **state_kwargs(accelerator, save=False))
             with open(os.path.join(resume, "trainer_state.json"), encoding="utf-8") as f:
                 step = int(json.load(f)["step"])
             logger.info("resumed from %s at step %d", resume, step)
