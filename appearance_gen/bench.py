@@ -17,9 +17,11 @@ import torch
 from appearance_gen.config import load_appearance_config
 from appearance_gen.model import AppearanceControlNets
 from appearance_gen.pipeline import AppearancePipeline, predict_velocity
+from data_tools.errors import DataError
 from data_tools.io.atomic import write_json
 from data_tools.io.benchmark import median_time
 from data_tools.io.cli import setup_logging
+from data_tools.runtime.random_init import build_on
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +40,12 @@ def build_models(args, device: torch.device, dtype: torch.dtype):
         kwargs = dict(cfg.model.tiny.transformer)
         hint = tuple(cfg.controlnet.hint_block_out_channels)
         text_len = args.text_tokens or cfg.sampling.max_sequence_length
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # build directly in the benchmark dtype (FLUX.1-dev: 12B parameters)
-    try:
-        with torch.device(device):
-            transformer = FluxTransformer2DModel(**kwargs).requires_grad_(False).eval()
-            nets = AppearanceControlNets.from_transformer(transformer, branches=cfg.controlnet.branches,
-                                                          num_layers=cfg.controlnet.num_layers,
-                                                          num_single_layers=cfg.controlnet.num_single_layers,
-                                                          hint_block_out_channels=hint)
-    finally:
-        torch.set_default_dtype(previous)
+    with build_on(device, dtype):  # directly in the benchmark dtype on the device (FLUX.1-dev: 12B parameters)
+        transformer = FluxTransformer2DModel(**kwargs).requires_grad_(False).eval()
+        nets = AppearanceControlNets.from_transformer(transformer, branches=cfg.controlnet.branches,
+                                                      num_layers=cfg.controlnet.num_layers,
+                                                      num_single_layers=cfg.controlnet.num_single_layers,
+                                                      hint_block_out_channels=hint)
     nets.to(device=device, dtype=dtype)
     c = transformer.config
     return transformer, nets, text_len, c.joint_attention_dim, c.pooled_projection_dim, c.in_channels // 4, len(hint) - 1
@@ -56,6 +53,8 @@ def build_models(args, device: torch.device, dtype: torch.dtype):
 
 def run(args) -> dict:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.real and device.type != "cuda":
+        raise DataError(None, "--real builds FLUX.1-dev sizes (12B parameters): it needs a CUDA GPU")
     dtype = torch.bfloat16 if args.real and device.type == "cuda" else torch.float32
     transformer, nets, text_len, text_dim, pooled_dim, latent_ch, downs = build_models(args, device, dtype)
     if args.gradient_checkpointing:

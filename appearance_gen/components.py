@@ -10,6 +10,7 @@ import torch
 from appearance_gen.config import AppearanceConfig, ModelConfig, TinyModelConfig
 from appearance_gen.model import AppearanceControlNets, hint_block_channels, vae_downscale
 from data_tools.errors import DataError
+from data_tools.runtime.random_init import random_init
 
 logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -58,23 +59,23 @@ def byte_clip_tokenizer(max_length: int = 77):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def tiny_components(tiny: TinyModelConfig, scheduler_kwargs: dict) -> FluxComponents:
-    """Random tiny FLUX components initialised from ``tiny.seed``."""
+def tiny_components(tiny: TinyModelConfig, scheduler_kwargs: dict, dtype: torch.dtype | None = None) -> FluxComponents:
+    """Random tiny FLUX components initialised from ``tiny.seed`` (on ``tiny.init_device`` in ``dtype`` when set)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import ByT5Tokenizer, CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(tiny.seed)
-    transformer = FluxTransformer2DModel(**tiny.transformer)
-    vae = AutoencoderKL(**tiny.vae)
-    tokenizer = byte_clip_tokenizer(tiny.clip_max_length)
+    tokenizer, tokenizer_2 = byte_clip_tokenizer(tiny.clip_max_length), ByT5Tokenizer()
     clip_cfg = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=tokenizer.pad_token_id, max_position_embeddings=tiny.clip_max_length)
     clip_cfg.update(tiny.clip)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**clip_cfg))
-    tokenizer_2 = ByT5Tokenizer()
     t5_cfg = dict(vocab_size=len(tokenizer_2), decoder_start_token_id=0)
     t5_cfg.update(tiny.t5)
-    text_encoder_2 = T5EncoderModel(T5Config(**t5_cfg))
+    with random_init(tiny.init_device, dtype):
+        transformer = FluxTransformer2DModel(**tiny.transformer)
+        vae = AutoencoderKL(**tiny.vae)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**clip_cfg))
+        text_encoder_2 = T5EncoderModel(T5Config(**t5_cfg))
     scheduler = FlowMatchEulerDiscreteScheduler(**scheduler_kwargs)
     return FluxComponents(transformer, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, scheduler)
 
@@ -106,8 +107,9 @@ def build_components(model: ModelConfig) -> FluxComponents:
     """Frozen components for ``model.source`` ("tiny" or "pretrained"), on CPU, in ``model.dtype``."""
     dtype = resolve_dtype(model.dtype)
     if model.source == "tiny":
-        comps = tiny_components(model.tiny, model.scheduler)
-        comps.to("cpu", dtype)
+        comps = tiny_components(model.tiny, model.scheduler, dtype)
+        if model.tiny.init_device is None:
+            comps.to("cpu", dtype)
     elif model.source == "pretrained":
         comps = pretrained_components(model.base_path, dtype, model.scheduler)
     else:
@@ -134,6 +136,8 @@ def build_controlnets(cfg: AppearanceConfig, comps: FluxComponents) -> Appearanc
     if 2 ** (len(hint) - 1) != downscale:
         raise DataError(None, f"controlnet.hint_block_out_channels {hint} downscale {2 ** (len(hint) - 1)}x but the "
                               f"VAE downscales {downscale}x: give {len(hint_block_channels(downscale))} entries or null")
-    return AppearanceControlNets.from_transformer(
-        comps.transformer, branches=c.branches, conditioning_scales=c.conditioning_scales, num_layers=c.num_layers,
-        num_single_layers=c.num_single_layers, hint_block_out_channels=hint, blocks_repeat=c.blocks_repeat)
+    init_device = cfg.model.tiny.init_device if cfg.model.source == "tiny" else None
+    with random_init(init_device, resolve_dtype(cfg.model.dtype)):
+        return AppearanceControlNets.from_transformer(
+            comps.transformer, branches=c.branches, conditioning_scales=c.conditioning_scales, num_layers=c.num_layers,
+            num_single_layers=c.num_single_layers, hint_block_out_channels=hint, blocks_repeat=c.blocks_repeat)

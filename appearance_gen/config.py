@@ -18,6 +18,9 @@ class TinyModelConfig:
     t5: dict = dataclasses.field(default_factory=dict)            # T5Config (ByT5 tokenizer, no files)
     clip: dict = dataclasses.field(default_factory=dict)          # CLIPTextConfig (byte-level vocab made in code)
     clip_max_length: int = 77
+    # null: built on the CPU in fp32 from the seed, then cast; a device ("auto": cuda when available, "meta"): built
+    # there directly in model.dtype (random real-size configs: no fp32 CPU copy; other values than the CPU build)
+    init_device: str | None = None
 
 
 @dataclasses.dataclass

@@ -20,9 +20,11 @@ import statistics
 
 import torch
 
+from data_tools.errors import DataError
 from data_tools.io.atomic import write_json
 from data_tools.io.benchmark import time_call
 from data_tools.io.cli import positive_int, setup_logging
+from data_tools.runtime.random_init import build_on
 from motion_gen.components import tiny_base_transformer
 from motion_gen.config import load_motion_config
 from motion_gen.model import CogVideoXConditionTransformer, rotary_embeddings
@@ -139,19 +141,23 @@ def _zero2_offload_engine(model, batch: int = 1):
     return engine
 
 
+def real_size_model(device, num_condition_blocks: int = 12) -> CogVideoXConditionTransformer:
+    """The 5B-I2V architecture + branch (3 conditions) with random weights, made on ``device`` in bf16 directly."""
+    with build_on(device, torch.bfloat16):
+        return CogVideoXConditionTransformer(condition_names=["hand_keypoints", "depth", "seg_mask"],
+                                             num_condition_blocks=num_condition_blocks, **COGVIDEOX_5B_I2V)
+
+
 def bench_real(num_condition_blocks: int = 12, gradient_checkpointing: bool = True,
                zero2_offload: bool = False, batch: int = 1) -> dict:
     """One training step of the 5B-I2V architecture + branch (random bf16 weights) at 49x480x720 on CUDA, with a
     micro-batch of ``batch`` clips: AdamW with fp32 branch weights, or DeepSpeed ZeRO-2 with the optimizer
     offloaded to the CPU (bf16 branch)."""
     if not torch.cuda.is_available():
-        raise SystemExit("--real needs a CUDA GPU")
+        raise DataError(None, "--real builds the 5B-I2V architecture: it needs a CUDA GPU")
     device = torch.device("cuda")
     torch.manual_seed(0)
-    with torch.device(device):
-        model = CogVideoXConditionTransformer(condition_names=["hand_keypoints", "depth", "seg_mask"],
-                                              num_condition_blocks=num_condition_blocks, **COGVIDEOX_5B_I2V)
-    model.to(torch.bfloat16)
+    model = real_size_model(device, num_condition_blocks)
     model.set_trainable(train_base=False)
     if gradient_checkpointing:
         model.enable_gradient_checkpointing()

@@ -8,6 +8,7 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
 from data_tools.errors import DataError
+from data_tools.runtime.random_init import random_init
 from motion_gen.config import GenerateConfig, ModelConfig, TinyModelConfig
 from motion_gen.model import CogVideoXConditionTransformer
 
@@ -80,7 +81,8 @@ def load_transformer(model: ModelConfig, generate: GenerateConfig,
         base = _require_dir(os.path.join(_require_dir(model.pretrained, "pretrained CogVideoX"), "transformer"),
                             "pretrained CogVideoX transformer")
     else:
-        base = tiny_base_transformer(model.tiny, generate.num_frames, generate.height, generate.width)
+        with random_init(model.tiny.init_device, dtype):
+            base = tiny_base_transformer(model.tiny, generate.num_frames, generate.height, generate.width)
         if dtype is not None:
             base = base.to(dtype)
     return CogVideoXConditionTransformer.from_base(base, model.condition_names, model.num_condition_blocks,
@@ -91,7 +93,8 @@ def load_vae(model: ModelConfig, dtype: torch.dtype | None = None) -> Autoencode
     if model.pretrained:
         return AutoencoderKLCogVideoX.from_pretrained(_require_dir(os.path.join(model.pretrained, "vae"), "vae"),
                                                       torch_dtype=dtype).eval()
-    vae = tiny_vae(model.tiny)
+    with random_init(model.tiny.init_device, dtype):
+        vae = tiny_vae(model.tiny)
     return vae.to(dtype) if dtype is not None else vae
 
 
@@ -103,7 +106,8 @@ def load_text_components(model: ModelConfig, dtype: torch.dtype | None = None):
         tokenizer = AutoTokenizer.from_pretrained(_require_dir(os.path.join(model.pretrained, "tokenizer"), "tokenizer"))
         encoder = T5EncoderModel.from_pretrained(os.path.join(model.pretrained, "text_encoder"), torch_dtype=dtype)
         return tokenizer, encoder.eval()
-    tokenizer, encoder = tiny_text_components(model.tiny)
+    with random_init(model.tiny.init_device, dtype):
+        tokenizer, encoder = tiny_text_components(model.tiny)
     return tokenizer, encoder.to(dtype) if dtype is not None else encoder
 
 

@@ -30,6 +30,9 @@ class TinyModelConfig:
     learned_positional_embeddings: bool = False  # true as in CogVideoX-5b-I2V (then only the configured size runs)
     vae: dict = dataclasses.field(default_factory=dict)  # AutoencoderKLCogVideoX kwargs over the tiny ones
     t5: dict = dataclasses.field(default_factory=dict)   # T5Config kwargs over the tiny ones (real sizes: benchmarks)
+    # null: built on the CPU in fp32 from the seed, then cast; a device ("auto": cuda when available, "meta"): built
+    # there directly in the load dtype (random real-size configs: no fp32 CPU copy; other values than the CPU build)
+    init_device: str | None = None
 
 
 @dataclasses.dataclass

@@ -57,18 +57,30 @@ pam_active_env() {
   return 1
 }
 
-pam_managed_setup() {  # inside the lock: create the venv and install when the stamp is missing or stale
+pam_installed() {  # a stamp of this torch, newer than pyproject.toml, whose extras include every requested one
+  local stamp extras want
+  for stamp in "$PAM_VENV"/.pam-install-*-torch"$1"; do
+    if [ ! -f "$stamp" ] || [ "$PAM_ROOT/pyproject.toml" -nt "$stamp" ]; then continue; fi
+    extras="${stamp##*/.pam-install-}"
+    extras=",${extras%-torch*},"
+    for want in ${PAM_EXTRA//,/ }; do [[ "$extras" == *",$want,"* ]] || continue 2; done
+    return 0
+  done
+  return 1
+}
+
+pam_managed_setup() {  # inside the lock: create the venv and install unless an install covers the extras
   if [ ! -x "$PAM_VENV/bin/python" ]; then
     echo "[setup] creating virtual environment in $PAM_VENV"
     "${PYTHON:-python3}" -m venv "$PAM_VENV"
   fi
   # shellcheck disable=SC1091
   source "$PAM_VENV/bin/activate"
-  local stamp
-  stamp="$PAM_VENV/.pam-install-${PAM_EXTRA:-base}-torch$(pam_torch_version)"
-  if [ ! -f "$stamp" ] || [ "$PAM_ROOT/pyproject.toml" -nt "$stamp" ]; then
+  local torch
+  torch="$(pam_torch_version)"
+  if ! pam_installed "$torch"; then  # e.g. scripts/gpu_checks.sh's "gpu" install serves a later "" (base) one
     pam_install
-    touch "$stamp"
+    touch "$PAM_VENV/.pam-install-${PAM_EXTRA:-base}-torch$torch"
   fi
 }
 

@@ -80,13 +80,19 @@ fi
 """
 
 
-def test_parallel_first_runs_install_once(tmp_path):
+def _fake_managed_venv(tmp_path: Path) -> tuple[dict, Path]:
+    """An environment in which _setup.sh manages a venv made by FAKE_PYTHON, and the log its pip calls go to."""
     fake = tmp_path / "python3"
     fake.write_text(textwrap.dedent(FAKE_PYTHON))
     fake.chmod(0o755)
     log = tmp_path / "log"
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PAM_INSTALL")}
     env.update(PAM_VENV=str(tmp_path / "venv"), PYTHON=str(fake), PAM_TEST_LOG=str(log), PAM_TORCH_VERSION="2.13.0")
+    return env, log
+
+
+def test_parallel_first_runs_install_once(tmp_path):
+    env, log = _fake_managed_venv(tmp_path)
     cmd = ["bash", "-c", f"source {ROOT}/scripts/_setup.sh && echo ready"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
     assert all(p.communicate(timeout=60)[0].strip().endswith("ready") for p in procs)
@@ -114,3 +120,21 @@ def test_environment_yaml_matches_pyproject():
     assert torch_range.contains("2.10.0") and torch_range.contains("2.13.0") and not torch_range.contains("2.9.1")
     assert set(requirements(["gpu"])) - {torch_line} <= set(pip)
     assert set(pip) - {"torch==2.10.0"} <= set(requirements(["gpu", "dev"]))
+
+
+def test_an_install_with_more_extras_serves_later_scripts(tmp_path):
+    """scripts/gpu_checks.sh installs the gpu extra once; a later script asking for the base (or gpu) requirements
+    finds that install and runs no pip; one asking for another extra (dev) installs."""
+    env, log = _fake_managed_venv(tmp_path)
+
+    def installs(extra: str) -> int:
+        before = log.read_text().count("start") if log.exists() else 0
+        out = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/_setup.sh '{extra}' && echo ready"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip().endswith("ready"), out.stderr
+        return log.read_text().count("start") - before
+
+    assert installs("gpu") == 3  # pip, torch, the project
+    assert installs("") == 0 and installs("gpu") == 0
+    assert installs("dev") == 3
+    assert installs("dev,gpu") == 3 and installs("gpu,dev") == 0
