@@ -11,6 +11,10 @@ from data_tools.errors import DataError
 from data_tools.runtime.training import LoopConfig, OptimizerConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# generation options (motion_gen/options.py, docs/gpu_nodes.md "Generation options")
+CACHE_METHODS = ("first_block", "pyramid_attention")
+GROUP_OFFLOAD_TYPES = ("block_level", "leaf_level")
+FP8_STORAGE = {"fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}  # layerwise_casting value -> torch dtype
 
 
 @dataclasses.dataclass
@@ -54,6 +58,40 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
+class CacheConfig:
+    """``generate.cache``: a diffusers cache method for the motion transformer (``motion_gen.options.enable_cache``)."""
+
+    method: str = "first_block"  # first_block | pyramid_attention
+    # first_block: the rest of the blocks is reused while the first hooked block's residual changed by less than
+    # this (relative mean absolute change; 0: only an unchanged residual reuses)
+    threshold: float = 0.05
+    # pyramid_attention: attention is recomputed every skip_range steps (timesteps 100-800, diffusers' default)
+    skip_range: int = 2
+
+    RANGES = {"threshold": (0, None), "skip_range": (1, None)}
+
+    def __post_init__(self):
+        if self.method not in CACHE_METHODS:
+            raise DataError(None, f"'generate.cache.method' must be one of {list(CACHE_METHODS)}, got {self.method!r}")
+
+
+def fp8_storage_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a ``generate.layerwise_casting`` value; DataError when unknown or when this torch cannot
+    store float8 tensors on the CPU (where the weights are cast)."""
+    if name not in FP8_STORAGE:
+        raise DataError(None, f"'generate.layerwise_casting' must be one of {list(FP8_STORAGE)}, got {name!r}")
+    dtype = getattr(torch, FP8_STORAGE[name], None)
+    try:
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError("no such dtype")
+        torch.ones(2, dtype=dtype).float()
+    except (TypeError, RuntimeError) as exc:
+        raise DataError(None, f"'generate.layerwise_casting: {name}': torch {torch.__version__} cannot store "
+                              f"{FP8_STORAGE[name]} weights on this machine ({exc})") from None
+    return dtype
+
+
+@dataclasses.dataclass
 class GenerateConfig:
     """Inference settings."""
 
@@ -80,6 +118,12 @@ class GenerateConfig:
     device: str | None = None  # default: cuda when available
     style: str = "engine"      # condition style (data_tools.maps.style); pam_release feeds normal as the reference does
     fixed_conditions: dict[str, str] | None = None  # {stream: grey | zero_latent}; None: the style's (docs/motion.md)
+    # speed and memory (diffusers' own hooks, applied by build_pipeline to the transformer it loads; all off by
+    # default; docs/gpu_nodes.md "Generation options")
+    cache: CacheConfig | None = None  # e.g. {method: first_block, threshold: 0.05}
+    group_offload: str | None = None  # block_level | leaf_level: every component's layers kept on the CPU
+    layerwise_casting: str | None = None  # fp8_e4m3 | fp8_e5m2: transformer weights stored in float8
+    compile: bool = False  # torch.compile of the transformer
 
     def __post_init__(self):
         from data_tools.errors import DataError
@@ -91,6 +135,13 @@ class GenerateConfig:
                 raise DataError(None, f"'generate.{key}' must be one of {sorted(INTERPOLATIONS)}, got {value!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise DataError(None, f"'generate.resize_mode' must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        if self.group_offload is not None and self.group_offload not in GROUP_OFFLOAD_TYPES:
+            raise DataError(None, f"'generate.group_offload' must be one of {list(GROUP_OFFLOAD_TYPES)} or null, "
+                                  f"got {self.group_offload!r}")
+        if self.group_offload and self.cpu_offload:
+            raise DataError(None, "'generate.group_offload' and 'generate.cpu_offload' exclude each other: pick one")
+        if self.layerwise_casting is not None:
+            fp8_storage_dtype(self.layerwise_casting)
 
 
 @dataclasses.dataclass
@@ -131,6 +182,14 @@ class MotionConfig:
     generate: GenerateConfig = dataclasses.field(default_factory=GenerateConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        cache = self.generate.cache
+        if cache is not None and cache.method == "first_block" and self.model.pretrained is None:
+            from motion_gen.options import first_block_cache_blocks
+
+            branch = self.model.num_condition_blocks if self.model.condition_names else 0
+            first_block_cache_blocks(self.model.tiny.num_layers, branch)  # the pretrained count: at build time
 
 
 def load_motion_config(path: str | None, overrides: Sequence[str] = ()) -> MotionConfig:

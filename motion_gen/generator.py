@@ -1,6 +1,7 @@
 """``MotionGenerator``: the motion stage behind one call (first frame + condition bundle -> video)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Sequence
 
@@ -13,6 +14,7 @@ from data_tools.errors import DataError
 from data_tools.io.video_io import resample_time, resize_frames
 from motion_gen.components import build_scheduler, load_text_components, load_transformer, load_vae
 from motion_gen.config import GenerateConfig, MotionConfig, load_motion_config
+from motion_gen.options import OPTIONS_OFF, apply_options
 from motion_gen.pipeline import CogVideoXConditionPipeline
 
 logger = logging.getLogger(__name__)
@@ -27,13 +29,16 @@ def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=Non
     """The condition pipeline of a motion config (tiny random components or local real weights).
 
     ``text_encoder=False`` leaves out tokenizer and T5: the caller passes prompt embeddings (``encode_prompts``).
+    The speed and memory options of ``generate`` (``motion_gen.options``) apply to a transformer loaded here; a
+    ``transformer`` passed in (training's validation) is used as is, on ``device``.
     """
     device = default_device(device or cfg.generate.device)
     # CPU: fp32, also for weights saved in half precision (the toy world's fp16 assets)
     dtype = cfg.model.torch_dtype() if device != "cpu" else torch.float32
     tokenizer, text_encoder = load_text_components(cfg.model, dtype) if text_encoder else (None, None)
     vae = load_vae(cfg.model, dtype)
-    if transformer is None:
+    load = transformer is None
+    if load:
         transformer = load_transformer(cfg.model, cfg.generate, dtype)
     pipe = CogVideoXConditionPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                                       transformer=transformer, scheduler=build_scheduler(cfg.generate.scheduler,
@@ -42,10 +47,8 @@ def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=Non
         pipe.vae.enable_slicing()
     if cfg.generate.vae_tiling:
         pipe.vae.enable_tiling()
-    if cfg.generate.cpu_offload and device != "cpu":
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
+    # placement (cpu_offload or to(device)) and the speed and memory options; a model passed in stays as it is
+    apply_options(pipe, cfg.generate if load else dataclasses.replace(cfg.generate, **OPTIONS_OFF), device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -44,6 +44,7 @@ step appearance_real_gc within 25 "${gpu_step[@]}" --estimate "$appearance:train
 step sim2real_real_size within 70 "${gpu_step[@]}" --estimate "$appearance:infer" --estimate "$motion:infer" -- \
   sim2real.demo --out "$out/sim2real" --config configs/sim2real/random_real_size.yaml --frames 49 --height 480 \
   --width 720 --set appearance_steps=2 motion_steps=2
+step motion_options within 180 "${gpu_step[@]}" --estimate "$motion:infer" -- motion_gen.bench_options --steps 3 --out "$out/motion_options.json"
 {
   echo; echo "Figures (JSON):"
   for f in "$out"/*.json "$out"/appearance/*.json; do [ -f "$f" ] && { echo "- $f"; sed 's/^/    /' "$f"; }; done
