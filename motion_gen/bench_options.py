@@ -87,9 +87,10 @@ def bench_option(cfg, fields: dict, steps: int, device: str) -> dict:
             torch.cuda.reset_peak_memory_stats()
         with count_block_calls(pipe.transformer) as counts:
             seconds = time_call(lambda: denoise(pipe, cfg, steps), torch.device(device))
+        counted = not fields.get("compile")  # compiled blocks do not call the counting hooks
         return {"seconds_per_video": round(seconds, 3), "seconds_per_step": round(seconds / steps, 3),
-                "blocks_computed": sum(v for k, v in counts.items() if not k.endswith("attn1")),
-                "attentions_computed": sum(v for k, v in counts.items() if k.endswith("attn1")),
+                "blocks_computed": sum(v for k, v in counts.items() if not k.endswith("attn1")) if counted else None,
+                "attentions_computed": sum(v for k, v in counts.items() if k.endswith("attn1")) if counted else None,
                 "max_memory_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
     finally:
         del pipe

@@ -35,6 +35,8 @@ class CogVideoXConditionTransformer(CogVideoXTransformer3DModel):
     """``CogVideoXTransformer3DModel`` plus the condition branch (config: ``condition_names``,
     ``num_condition_blocks``, ``replace_condition_stream``; the rest is the base model's config)."""
 
+    _repeated_blocks = ("CogVideoXBlock",)  # regional compilation (compile_repeated_blocks): base and branch blocks
+
     @register_to_config
     def __init__(
         self,

@@ -3,17 +3,19 @@
 # (default outputs/gpu_checks/), to be copied into docs/benchmarks.md ("GPU"). Budget, under 9 min on a bare
 # H100/H200 machine (each step is stopped at its budget by `timeout`; install is before the first step):
 #   install (scripts/_setup.sh gpu, once: torch, the project, DeepSpeed)                       210 s
-#   1. preflight: python -m sim2real.preflight                                                 20 s
+#   1. preflight: python -m sim2real.preflight                                                 15 s
 #   2. motion_real_gc: one training step of CogVideoX-5b-I2V + condition branch (random bf16 weights built on the
-#      GPU, 49x480x720, batch 1), gradient checkpointing, torch AdamW                          50 s
-#   3. motion_real_no_gc: the same without gradient checkpointing (may run out of memory)      30 s
-#   4. motion_real_zero2_offload: DeepSpeed ZeRO-2, optimizer on the CPU (builds cpu_adam)      100 s
-#   5. appearance_real, appearance_real_gc: FLUX.1-dev sizes, 480x720, without / with checkpointing   25 + 25 s
+#      GPU, 49x480x720, batch 1), gradient checkpointing, torch AdamW                          45 s
+#   3. motion_real_no_gc: the same without gradient checkpointing (may run out of memory)      20 s
+#   4. motion_real_zero2_offload: DeepSpeed ZeRO-2, optimizer on the CPU (builds cpu_adam)      80 s
+#   5. appearance_real, appearance_real_gc: FLUX.1-dev sizes, 480x720, without / with checkpointing   20 + 20 s
 #   6. sim2real_real_size: one sim2real generation at 49x480x720 with random real-size weights
 #      (configs/sim2real/random_real_size.yaml: FLUX.1-dev + branches, then CogVideoX-5b-I2V + branch, T5-XXL),
-#      2 denoising steps per stage: time per stage and per video                              70 s
-#   total 530 s (8 min 50 s) at most; a step that ignores the stop is killed 15 s later
-# Steps 2-6 run through python -m sim2real.gpu_step: peak GPU memory (torch.cuda.max_memory_allocated) beside the
+#      2 denoising steps per stage: time per stage and per video                              55 s
+#   7. motion_options: each generation option against plain bf16 (motion_gen.bench_options, 2 steps a video,
+#      compile last: its JSON keeps the options measured before a stop)                        70 s
+#   total 535 s (8 min 55 s) at most; a step that ignores the stop is killed 15 s later
+# Steps 2-7 run through python -m sim2real.gpu_step: peak GPU memory (torch.cuda.max_memory_allocated) beside the
 # preflight's estimate for the same configuration, in OUT/<step>.step.json and in the summary's columns.
 # The environment is set up once here; the steps call Python directly (no second _setup.sh, no pip).
 # Every step runs even when an earlier one failed; the exit status is the number of failed steps.
@@ -30,21 +32,22 @@ motion="motion:configs/motion/random_real_size.yaml"
 appearance="appearance:configs/appearance/random_real_size.yaml"
 gpu_step=(python -m sim2real.gpu_step --require-cuda)
 within() { timeout --kill-after=15 "$@"; }  # within SECONDS COMMAND...: stopped at its budget (exit 124)
-step preflight within 20 python -m sim2real.preflight
-step motion_real_gc within 50 "${gpu_step[@]}" --estimate "$motion:train" -- \
+step preflight within 15 python -m sim2real.preflight
+step motion_real_gc within 45 "${gpu_step[@]}" --estimate "$motion:train" -- \
   motion_gen.bench --real --out "$out/motion_real_gc.json"
-step motion_real_no_gc within 30 "${gpu_step[@]}" --estimate "$motion:train" -- \
+step motion_real_no_gc within 20 "${gpu_step[@]}" --estimate "$motion:train" -- \
   motion_gen.bench --real --no-gradient-checkpointing --out "$out/motion_real_no_gc.json"
-step motion_real_zero2_offload within 100 "${gpu_step[@]}" --estimate "$motion:train" --zero2-offload -- \
+step motion_real_zero2_offload within 80 "${gpu_step[@]}" --estimate "$motion:train" --zero2-offload -- \
   motion_gen.bench --real --zero2-offload --out "$out/motion_real_zero2_offload.json"
-step appearance_real within 25 "${gpu_step[@]}" --estimate "$appearance:train" -- \
+step appearance_real within 20 "${gpu_step[@]}" --estimate "$appearance:train" -- \
   appearance_gen.bench --real --warmup 1 --repeats 2 --out "$out/appearance"
-step appearance_real_gc within 25 "${gpu_step[@]}" --estimate "$appearance:train" -- \
+step appearance_real_gc within 20 "${gpu_step[@]}" --estimate "$appearance:train" -- \
   appearance_gen.bench --real --gradient-checkpointing --warmup 1 --repeats 2 --out "$out/appearance"
-step sim2real_real_size within 70 "${gpu_step[@]}" --estimate "$appearance:infer" --estimate "$motion:infer" -- \
+step sim2real_real_size within 55 "${gpu_step[@]}" --estimate "$appearance:infer" --estimate "$motion:infer" -- \
   sim2real.demo --out "$out/sim2real" --config configs/sim2real/random_real_size.yaml --frames 49 --height 480 \
   --width 720 --set appearance_steps=2 motion_steps=2
-step motion_options within 180 "${gpu_step[@]}" --estimate "$motion:infer" -- motion_gen.bench_options --steps 3 --out "$out/motion_options.json"
+step motion_options within 70 "${gpu_step[@]}" --estimate "$motion:infer" -- \
+  motion_gen.bench_options --steps 2 --out "$out/motion_options.json"
 {
   echo; echo "Figures (JSON):"
   for f in "$out"/*.json "$out"/appearance/*.json; do [ -f "$f" ] && { echo "- $f"; sed 's/^/    /' "$f"; }; done
