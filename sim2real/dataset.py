@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 
 import numpy as np
 import yaml
@@ -34,9 +35,9 @@ import yaml
 from data_tools.errors import DataError, read_json_file
 from data_tools.io.cli import positive_int, setup_logging
 from data_tools.io.atomic import write_json
-from data_tools.io.config import load_config, to_dict
-from data_tools.metrics.quality import QualityConfig, QualityScorer, quality, verdict
-from data_tools.pose.scenarios import CheckConfig, ScenarioConfig, make_scenario
+from data_tools.io.config import load_config, read_yaml_mapping, to_dict
+from data_tools.metrics.quality import THRESHOLDS, QualityConfig, QualityScorer, quality, verdict
+from data_tools.pose.scenarios import CheckConfig, NoValidDraw, ScenarioConfig, make_scenario
 from data_tools.runtime.claims import claim, exclusive
 from data_tools.runtime.sharding import parse_shard
 from sim2real.release import ReleaseConfig, prepare_release
@@ -47,6 +48,8 @@ logger = logging.getLogger("sim2real.dataset")
 CONFIG_RECORD = "dataset_config.yaml"
 SEQUENCES = "sequences"
 QC_FILE = "qc.json"
+FAILED_FILE = "failed.json"   # a sequence whose scenario draws all failed the trajectory checks (final)
+THRESHOLD_FIELDS = [field for field, _ in THRESHOLDS.values()]
 SCENARIO_FILE = "scenario.json"
 TRAJECTORY_FILE = "trajectory.npz"
 SPLIT_STREAM = 7   # the random stream of split assignment, apart from the scenario draws
@@ -69,9 +72,12 @@ class DatasetConfig:
     RANGES = {"count": (1, None), "seed": (0, None), "mosaic_size": (1, None)}
 
     def __post_init__(self):
-        fractions = list(self.splits.values())
-        if not fractions or any(not isinstance(f, (int, float)) or f < 0 for f in fractions) or sum(fractions) <= 0:
-            raise DataError(None, f"'splits' must map split names to non-negative fractions, got {self.splits}")
+        fractions = list(self.splits.values()) if isinstance(self.splits, dict) else []
+        if (not fractions or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not f >= 0
+                                 for f in fractions) or sum(fractions) <= 0 or not all(
+                isinstance(name, str) and name for name in self.splits)):
+            raise DataError(None, f"'splits' must map split names to non-negative fractions (e.g. {{train: 0.8, val: "
+                                  f"0.2}}), got {self.splits!r}")
 
 
 def sequence_name(k: int) -> str:
@@ -79,8 +85,10 @@ def sequence_name(k: int) -> str:
 
 
 def split_of(seed: int, k: int, splits: dict) -> str:
-    """The split of sequence k: a pure function of (seed, k), in proportion to the fractions."""
-    names, fractions = list(splits), np.array(list(splits.values()), np.float64)
+    """The split of sequence k: a pure function of (seed, k), in proportion to the fractions (split names in sorted
+    order, so the order they are written in changes nothing)."""
+    names = sorted(splits)
+    fractions = np.array([splits[name] for name in names], np.float64)
     u = np.random.default_rng([seed, k, SPLIT_STREAM]).random()
     return names[int(np.searchsorted(np.cumsum(fractions / fractions.sum()), u, side="right").clip(0, len(names) - 1))]
 
@@ -97,34 +105,89 @@ def load_dataset_config(path: str, overrides=()) -> tuple[DatasetConfig, Release
 
 
 def config_record(config: DatasetConfig, sim2real: ReleaseConfig) -> dict:
-    """What fixes the dataset's content (everything but ``count``), as recorded in ``DIR/dataset_config.yaml``."""
+    """What fixes the dataset's content, as recorded in ``DIR/dataset_config.yaml``: everything but ``count`` and
+    the QC thresholds (kept apart under ``qc_thresholds``: they only decide the verdicts, which ``merge`` redoes),
+    plus the mesh files ``object_meshes`` matched (adding a file to the folder would change every draw)."""
     dataset = {k: v for k, v in to_dict(config).items() if k != "count"}
-    return {"dataset": dataset, "sim2real": to_dict(sim2real)}
+    dataset["qc"] = {k: v for k, v in dataset["qc"].items() if k not in THRESHOLD_FIELDS}
+    meshes = config.scenarios.object_choices()[len(config.scenarios.objects):] if not config.scenarios.graspxl else []
+    return {"dataset": dataset, "sim2real": to_dict(sim2real), "object_mesh_files": meshes,
+            "qc_thresholds": config.qc.thresholds()}
+
+
+def differences(wanted, recorded, prefix: str = "") -> list[str]:
+    """Dotted paths of the leaves where two nested mappings differ."""
+    if isinstance(wanted, dict) and isinstance(recorded, dict):
+        return [path for key in sorted(set(wanted) | set(recorded), key=str)
+                for path in differences(wanted.get(key), recorded.get(key), f"{prefix}{key}.")]
+    return [] if wanted == recorded else [prefix.rstrip(".")]
+
+
+def read_record(out: str) -> dict:
+    """``DIR/dataset_config.yaml`` (checked: a dataset folder's record with its parts)."""
+    path = os.path.join(out, CONFIG_RECORD)
+    if not os.path.isfile(path):
+        raise DataError(out, f"not a dataset folder (no {CONFIG_RECORD})")
+    recorded = read_yaml_mapping(path, "dataset record")
+    missing = [part for part in ("dataset", "sim2real", "qc_thresholds") if not isinstance(recorded.get(part), dict)]
+    if missing:
+        raise DataError(path, f"not a dataset record: {missing} missing or not mappings (edited by hand?)")
+    return recorded
+
+
+def _write_record(path: str, record: dict) -> None:
+    from data_tools.io.atomic import write_text
+
+    write_text(path, yaml.safe_dump(record, sort_keys=True))
 
 
 def record_config(out: str, record: dict) -> None:
-    """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config."""
+    """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config (their QC
+    thresholds replace the recorded ones: the next merge re-judges every video with them)."""
     path = os.path.join(out, CONFIG_RECORD)
-    text = yaml.safe_dump(record, sort_keys=True)
     if not os.path.exists(path):
         os.makedirs(out, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(yaml.safe_dump(record, sort_keys=True))
         try:
             os.link(tmp, path)        # exclusive: two shards starting together record one config
         except FileExistsError:
             pass
         finally:
             os.remove(tmp)
-    with open(path, encoding="utf-8") as f:
-        recorded = yaml.safe_load(f)
-    wanted = yaml.safe_load(text)
-    if recorded != wanted:
-        differ = sorted(f"{part}.{key}" for part in wanted for key in set(wanted[part]) | set(recorded.get(part, {}))
-                        if wanted[part].get(key) != recorded.get(part, {}).get(key))
+    recorded = read_record(out)
+    wanted = yaml.safe_load(yaml.safe_dump(record, sort_keys=True))   # as the file holds it
+    differ = [d for d in differences(wanted, recorded) if not d.startswith("qc_thresholds")]
+    if differ:
         raise DataError(path, f"this dataset was started with another config (differs in {differ}); use a new "
                               "--out, or the recorded config")
+    if wanted["qc_thresholds"] != recorded["qc_thresholds"]:
+        set_thresholds(out, wanted["qc_thresholds"])
+
+
+def set_thresholds(out: str, thresholds: dict) -> dict:
+    """Replace the recorded QC thresholds (checked as a ``QualityConfig`` would be); returns the record."""
+    unknown = sorted(set(thresholds) - set(THRESHOLD_FIELDS))
+    if unknown:
+        raise DataError(None, f"unknown QC thresholds {unknown}; known: {THRESHOLD_FIELDS}")
+    with exclusive(os.path.join(out, ".merge.lock")):
+        recorded = read_record(out)
+        new = {**recorded["qc_thresholds"], **thresholds}
+        quality_config(recorded["dataset"]["qc"], new)   # refuses a bad value or a threshold nothing measures
+        if new != recorded["qc_thresholds"]:
+            logger.info("QC thresholds of %s: %s -> %s (every video is judged again at the merge)", out,
+                        recorded["qc_thresholds"], new)
+            recorded["qc_thresholds"] = new
+            _write_record(os.path.join(out, CONFIG_RECORD), recorded)
+    return recorded
+
+
+def quality_config(qc: dict, thresholds: dict) -> QualityConfig:
+    """The ``QualityConfig`` of a record's QC part and thresholds (the estimator is not needed to judge)."""
+    from data_tools.io.config import from_dict
+
+    return from_dict(QualityConfig, {**{k: v for k, v in qc.items() if k != "estimator"}, **thresholds})
 
 
 class DatasetWorker:
@@ -146,7 +209,8 @@ class DatasetWorker:
         return os.path.join(self.out, SEQUENCES, sequence_name(k))
 
     def scenario(self, k: int) -> dict:
-        """Draw, check and save sequence k's trajectory (kept when already there); returns the scenario record."""
+        """Draw, check and save sequence k's trajectory (kept when already there); returns the scenario record.
+        Raises ``NoValidDraw`` when every draw failed the checks."""
         folder = self.folder(k)
         path = os.path.join(folder, SCENARIO_FILE)
         if os.path.isfile(path) and os.path.isfile(os.path.join(folder, TRAJECTORY_FILE)):
@@ -202,17 +266,27 @@ class DatasetWorker:
         write_json(os.path.join(folder, QC_FILE), record)
         return record
 
+    def finished(self, k: int) -> bool:
+        """Sequence k has its verdict (qc.json) or its failure (failed.json): nothing left to do."""
+        return any(os.path.isfile(os.path.join(self.folder(k), f)) for f in (QC_FILE, FAILED_FILE))
+
     def run_one(self, k: int, stage: str) -> str:
-        """Make sequence k up to ``stage`` (pose | all); returns what happened (done, made, busy)."""
+        """Make sequence k up to ``stage`` (pose | all); returns what happened (done, made, failed, busy)."""
         folder = self.folder(k)
-        if os.path.isfile(os.path.join(folder, QC_FILE)):
+        if self.finished(k):
             return "done"
         with claim(folder) as ours:
             if not ours:
                 return "busy"
-            if os.path.isfile(os.path.join(folder, QC_FILE)):
+            if self.finished(k):
                 return "done"
-            self.scenario(k)
+            try:
+                self.scenario(k)
+            except NoValidDraw as exc:   # the same draws fail on every rerun: recorded as final, the shard goes on
+                logger.warning("%s: %s", sequence_name(k), exc.problem)
+                write_json(os.path.join(folder, FAILED_FILE), {"name": sequence_name(k), "k": k,
+                                                               "reason": exc.problem, "rejected_draws": exc.rejected})
+                return "failed"
             if stage == "pose":
                 return "made"
             trajectory = os.path.join(folder, TRAJECTORY_FILE)
@@ -226,11 +300,15 @@ class DatasetWorker:
 
 
 def shard_from_environment(shard: str | None) -> str | None:
-    """``--shard`` when given; else a SLURM array task's ``i/n``; else None (RANK / WORLD_SIZE or 0/1)."""
-    if shard is None and "SLURM_ARRAY_TASK_ID" in os.environ and "SLURM_ARRAY_TASK_COUNT" in os.environ:
-        offset = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
-        return f"{int(os.environ['SLURM_ARRAY_TASK_ID']) - offset}/{os.environ['SLURM_ARRAY_TASK_COUNT']}"
-    return shard
+    """``--shard`` when given; else a SLURM array task's ``i/n`` (task id i of an array 0..n-1 with step 1, so that a
+    resubmitted task keeps its shard); else None (RANK / WORLD_SIZE or 0/1)."""
+    if shard is not None or "SLURM_ARRAY_TASK_ID" not in os.environ:
+        return shard
+    env = os.environ
+    if env.get("SLURM_ARRAY_TASK_MIN", "0") != "0" or env.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
+        raise DataError(None, "a SLURM array that does not run 0..n-1 with step 1 (a resubmitted task, a step): "
+                              "give --shard i/n explicitly (scripts/slurm/generate.sbatch does, with --shards n)")
+    return f"{env['SLURM_ARRAY_TASK_ID']}/{int(env.get('SLURM_ARRAY_TASK_MAX', env['SLURM_ARRAY_TASK_ID'])) + 1}"
 
 
 def generate(config_path: str, out: str, overrides=(), count: int | None = None, shard: str | None = None,
@@ -248,45 +326,62 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
     mine = list(range(index, count, shards))
     logger.info("dataset %s: %d sequences, shard %d/%d has %d", out, count, index, shards, len(mine))
     outcome: dict[str, int] = {}
+    busy = []
     for k in tqdm(mine, desc=f"dataset shard {index}/{shards}", disable=len(mine) < 2):
+        what = worker.run_one(k, stage)
+        if what == "busy":
+            busy.append(k)
+        else:
+            outcome[what] = outcome.get(what, 0) + 1
+    for k in busy:   # once more at the end: a claim that was held may have been released or gone stale since
         what = worker.run_one(k, stage)
         outcome[what] = outcome.get(what, 0) + 1
     logger.info("shard %d/%d: %s", index, shards, outcome)
+    if outcome.get("busy"):
+        logger.warning("%d sequence(s) of this shard are held by another live worker and left to it (listed as "
+                       "pending by merge); run this shard again after that worker ended to finish any it left",
+                       outcome["busy"])
+    if outcome.get("failed"):
+        logger.warning("%d sequence(s) found no draw passing the trajectory checks (failed.json; listed as failed "
+                       "by merge): widen the scenario ranges or the checks", outcome["failed"])
     merge(out)
     return outcome
 
 
 # ----------------------------------------------------------------------------------------------------- merge
 def read_sequences(out: str) -> list[dict]:
-    """Every sequence folder's records: ``name``, ``scenario`` (or None), ``qc`` (or None), ``manifest`` (or None)."""
+    """Every sequence folder's records: ``name``, ``scenario``, ``qc``, ``manifest``, ``failed`` (each or None);
+    folders with neither a scenario nor a failure (just claimed) are left out."""
     records = []
     for folder in sorted(glob.glob(os.path.join(out, SEQUENCES, "seq_*"))):
         entry = {"name": os.path.basename(folder), "folder": folder}
-        for key, file in (("scenario", SCENARIO_FILE), ("qc", QC_FILE), ("manifest", "manifest.json")):
+        for key, file in (("scenario", SCENARIO_FILE), ("qc", QC_FILE), ("manifest", "manifest.json"),
+                          ("failed", FAILED_FILE)):
             path = os.path.join(folder, file)
             entry[key] = read_json_file(path, f"{key} file") if os.path.isfile(path) else None
-        if entry["scenario"] is not None:
+        if entry["scenario"] is not None or entry["failed"] is not None:
             records.append(entry)
     return records
 
 
-def merge(out: str) -> dict:
-    """Write ``index.json``, the processed dataset of the accepted sequences and the card; returns the index."""
+def merge(out: str, thresholds: dict | None = None) -> dict:
+    """Write ``index.json``, the processed dataset of the accepted sequences and the card; returns the index.
+    ``thresholds`` (QC threshold fields) replace the recorded ones first."""
     from data_tools.datasets.hoi_dataset import write_prompts, write_split
     from sim2real.dataset_card import write_card
     from sim2real.export import export_sequence
 
-    path = os.path.join(out, CONFIG_RECORD)
-    if not os.path.isfile(path):
-        raise DataError(out, f"not a dataset folder (no {CONFIG_RECORD})")
-    with open(path, encoding="utf-8") as f:
-        recorded = yaml.safe_load(f)
-    qc_config = QualityConfig(**{k: v for k, v in recorded["dataset"]["qc"].items() if k != "estimator"})
+    recorded = set_thresholds(out, thresholds) if thresholds else read_record(out)
     dataset = os.path.join(out, "dataset")
     with exclusive(os.path.join(out, ".merge.lock")):   # one merge at a time per dataset folder
+        recorded = read_record(out)
+        qc_config = quality_config(recorded["dataset"]["qc"], recorded["qc_thresholds"])
         records = read_sequences(out)
-        accepted, rejected, pending = [], [], []
+        accepted, rejected, pending, failed = [], [], [], []
         for entry in records:
+            if entry["scenario"] is None:
+                failed.append({key: entry["failed"].get(key) for key in ("name", "k", "reason")})
+                continue
             summary = {"name": entry["name"], "k": entry["scenario"]["k"], "split": entry["scenario"]["split"]}
             if entry["qc"] is None:
                 pending.append(summary)
@@ -316,10 +411,11 @@ def merge(out: str) -> dict:
             names = sorted(exported)
             write_prompts(dataset, names, [exported[n][0] for n in names])
         index = {"total": len(records), "accepted": accepted, "rejected": rejected, "pending": pending,
-                 "splits": splits, "dataset": "dataset", "thresholds": qc_config.thresholds()}
+                 "failed": failed, "splits": splits, "dataset": "dataset", "thresholds": qc_config.thresholds()}
         write_json(os.path.join(out, "index.json"), index)
-        write_card(out, records, index, recorded)
-    logger.info("merged %s: %d accepted, %d rejected, %d pending", out, len(accepted), len(rejected), len(pending))
+        write_card(out, [e for e in records if e["scenario"] is not None], index, recorded)
+    logger.info("merged %s: %d accepted, %d rejected, %d pending, %d failed", out, len(accepted), len(rejected),
+                len(pending), len(failed))
     return index
 
 
@@ -337,6 +433,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     gen.add_argument("-v", "--verbose", action="store_true")
     mer = sub.add_parser("merge", help="write index.json, the accepted sequences' dataset and card.md")
     mer.add_argument("out", help="dataset folder")
+    mer.add_argument("--set", nargs="*", default=[], metavar="THRESHOLD=VALUE",
+                     help=f"new QC thresholds, recorded and applied to every video ({', '.join(THRESHOLD_FIELDS)}; "
+                          "null: not gating)")
     mer.add_argument("-v", "--verbose", action="store_true")
     est = sub.add_parser("estimate", help="estimated seconds per video and GPU-hours on one H100 (sim2real.throughput)")
     est.add_argument("--config", required=True, help="dataset YAML")
@@ -349,7 +448,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "merge":
-        merge(args.out)
+        from data_tools.io.config import parse_override
+
+        merge(args.out, {".".join(keys): value for keys, value in map(parse_override, args.set)} or None)
     elif args.command == "estimate":
         from sim2real.throughput import summary
 

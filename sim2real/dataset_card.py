@@ -170,7 +170,8 @@ def write_card(out: str, entries: list[dict], index: dict, recorded: dict) -> st
     lines = [f"# Dataset card: {os.path.basename(os.path.abspath(out))}", "",
              f"Made by `python -m sim2real.dataset`; card written {datetime.date.today().isoformat()}. "
              f"{index['total']} sequences: **{len(index['accepted'])} accepted**, {len(index['rejected'])} rejected "
-             f"(kept on disk, left out of the index), {len(index['pending'])} pending.", "",
+             f"(kept on disk, left out of the index), {len(index['pending'])} pending, {len(index.get('failed', []))} "
+             "failed (no scenario draw passed the trajectory checks).", "",
              "| split | accepted sequences |", "|---|---|",
              *[f"| {split} | {n} |" for split, n in index["splits"].items()], "",
              "The accepted sequences are in `dataset/` (processed layout: `filelists/<split>/`, one folder per clip "

@@ -41,14 +41,17 @@ def _place(src: str, dst: str) -> None:
 
 
 def export_sequence(seq_dir: str, dataset: str) -> tuple[str, str, list[str]]:
-    """Export one finished sequence folder; returns (clip name, prompt, columns it has)."""
+    """Export one finished sequence folder; returns (clip name, prompt, columns it has). The outputs are taken from
+    ``seq_dir`` by their names in the manifest, wherever the folder was made from or has moved since."""
     with open(os.path.join(seq_dir, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     name = manifest["name"]
     clip = os.path.join(dataset, name)
-    _place(manifest["outputs"]["video"], os.path.join(clip, "video.mp4"))
+    outputs = {key: os.path.join(seq_dir, os.path.basename(os.path.normpath(manifest["outputs"][key])))
+               for key in ("video", "conditions")}
+    _place(outputs["video"], os.path.join(clip, "video.mp4"))
     columns = [VIDEO_COLUMN]
-    conditions = manifest["outputs"]["conditions"]
+    conditions = outputs["conditions"]
     for condition in CONDITION_NAMES:
         path = os.path.join(conditions, f"{condition}.mp4")
         if os.path.isfile(path):

@@ -2,8 +2,10 @@
 run side by side, a killed shard resumed, the merge, the card, the SLURM array script."""
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,12 +31,17 @@ def _env() -> dict:
 
 
 def _generate(out, *args, wait=True):
+    """A generate run whose output goes to a log file beside ``out`` (a pipe nobody reads could fill and block it);
+    the process has ``.log``, the file's path."""
     cmd = [sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out), "--count", "6",
            *args, "--set", *FAST]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = f"{out}.{len(glob.glob(f'{out}.*.log'))}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
     if wait:
-        output = proc.communicate(timeout=600)[0]
-        assert proc.returncode == 0, output[-3000:]
+        proc.wait(timeout=600)
+        assert proc.returncode == 0, open(log).read()[-3000:]
     return proc
 
 
@@ -58,7 +65,7 @@ def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tm
     second.wait()
     assert not (seq / "seq_00005" / "qc.json").exists()
     _generate(out, "--shard", "1/2")                        # resume
-    assert first.wait(timeout=600) == 0, first.stdout.read()[-3000:]
+    assert first.wait(timeout=600) == 0, open(first.log).read()[-3000:]
     subprocess.run([sys.executable, "-m", "sim2real.dataset", "merge", str(out)], cwd=ROOT, env=_env(), check=True,
                    capture_output=True)
 
@@ -97,6 +104,21 @@ def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tm
         assert a["scenario"] == b["scenario"] and a["checks"] == b["checks"] and a["split"] == b["split"]
         la, lb = _labels(seq / name), _labels(one / "sequences" / name)
         assert la.keys() == lb.keys() and all(np.array_equal(la[k], lb[k]) for k in la)
+
+    # moved elsewhere and merged from another working directory with every video let through: the accepted clips
+    # come from the moved folder, and the new thresholds are recorded (a later generate run with them is no
+    # different config)
+    moved = tmp_path / "elsewhere" / "moved"
+    os.makedirs(moved.parent)
+    shutil.move(one, moved)
+    subprocess.run([sys.executable, "-m", "sim2real.dataset", "merge", str(moved), "--set", "min_hand_iou=0",
+                    "min_object_iou=null"], cwd=tmp_path, env=_env(), check=True, capture_output=True)
+    index = json.loads((moved / "index.json").read_text())
+    assert len(index["accepted"]) == 6 and index["thresholds"]["min_hand_iou"] == 0
+    for name in names:
+        clip = moved / "dataset" / name / "video.mp4"
+        assert clip.read_bytes() == (moved / "sequences" / name / "video.mp4").read_bytes()
+    assert "min_object_iou: null" in (moved / "dataset_config.yaml").read_text()
 
 
 def test_scenarios_are_a_pure_function_of_seed_and_k():
@@ -148,16 +170,25 @@ def test_verdict_and_quality_on_hand_computed_scores():
 
 def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_shard_per_gpu(tmp_path):
     out = tmp_path / "ds"
-    env = {**_env(), "SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "2",
-           "CUDA_VISIBLE_DEVICES": "4,6", "SLURM_SUBMIT_DIR": ROOT, "PAM_VENV": "none",
+    env = {**_env(), "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "1",
+           "SLURM_ARRAY_TASK_STEP": "1", "SLURM_ARRAY_TASK_COUNT": "2", "CUDA_VISIBLE_DEVICES": "4,6",
+           "SLURM_SUBMIT_DIR": ROOT, "PAM_VENV": "none",
            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "scripts/slurm/generate.sbatch", TOY, str(out), "--count", "5", "--stage", "pose",
-                           "--set", *FAST], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    sbatch = ["bash", "scripts/slurm/generate.sbatch", TOY, str(out), "--count", "5", "--stage", "pose", "--set", *FAST]
+    done = subprocess.run(sbatch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    # array task 1 of 2 with two GPUs: shards 2/4 and 3/4, i.e. sequences 2 and 3
+    # array task 1 of 0-1 with two GPUs: shards 2/4 and 3/4, i.e. sequences 2 and 3
     made = sorted(os.listdir(out / "sequences"))
     assert made == ["seq_00002", "seq_00003"], made
     assert "shard 2/4" in done.stderr and "shard 3/4" in done.stderr
+    # task 1 resubmitted alone (--array=1): without --shards refused, with --shards 2 the same two shards
+    alone = {**env, "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "1"}
+    refused = subprocess.run(sbatch, cwd=ROOT, env=alone, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "needs --shards n" in refused.stderr
+    again = subprocess.run([*sbatch, "--shards", "2"], cwd=ROOT, env=alone, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "shard 2/4" in again.stderr and "shard 3/4" in again.stderr, again.stderr[-3000:]
+    assert sorted(os.listdir(out / "sequences")) == made
     assert json.loads((out / "index.json").read_text())["pending"]
     again = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out),
                             "--stage", "pose", "--set", *FAST, "seed=1"], cwd=ROOT, env=_env(), capture_output=True,
@@ -211,3 +242,127 @@ def test_throughput_estimate_of_the_release_recipe_by_hand():
     assert seconds["motion_s"] == pytest.approx(motion, abs=0.1)
     assert seconds["appearance_s"] == pytest.approx(appearance, abs=0.1)
     assert videos_per_gpu_hour(seconds) == pytest.approx(3600 / seconds["total_s"], abs=0.1)
+
+
+def _box_obj(path, centre, size=(0.06, 0.08, 0.12)):
+    """A box mesh file whose vertices sit around ``centre`` (a scanned mesh is rarely centred on its origin)."""
+    import trimesh
+
+    box = primitive("box", size)
+    trimesh.Trimesh(box.vertices + np.asarray(centre), box.faces, process=False).export(path)
+
+
+def test_mesh_objects_are_posed_where_the_hand_grasps_them(tmp_path):
+    """A mesh file off its origin: the grasp is planned on the centred mesh, the trajectory poses the file's own
+    vertices, so the object the renderer loads (from the trajectory) is the one the fingers touch; the YCB
+    folder name gives the label and the seg class, and the matched files are recorded."""
+    from data_tools.pose.procedural_hand import load_hand_model
+    from sim2real.dataset import DatasetConfig, config_record
+    from sim2real.release import ReleaseConfig
+
+    folder = tmp_path / "ycb" / "061_foam_box" / "google_16k"
+    folder.mkdir(parents=True)
+    _box_obj(folder / "textured.obj", centre=(0.25, -0.4, 0.3))
+    config = ScenarioConfig(objects=[], object_meshes=str(tmp_path / "ycb/*/google_16k/textured.obj"), num_frames=9,
+                            height=96, width=144, camera_distance=[0.45, 0.5])
+    traj, record = make_scenario(config, CheckConfig(max_draws=30), 0, 2, "m")
+    scenario = record["scenario"]
+    assert scenario["object_name"] == "foam_box" and "foam box" in scenario["prompt"]
+    assert traj.object == str(folder / "textured.obj") and traj.object_class_id == 61
+    rendered = traj.resolve_object()                                   # what the renderer poses
+    assert np.allclose(rendered.vertices.min(0), [0.22, -0.44, 0.24])  # the file as it is
+    hand = load_hand_model(None, side=scenario["hand_side"])
+    grasp = scenario["approach_fraction"] + scenario["close_fraction"]
+    assert check_trajectory(traj, rendered, hand, CheckConfig(), grasp) == record["checks"]
+    assert record["checks"]["contact_fingers"] >= 2
+    recorded = config_record(DatasetConfig(scenarios=config), ReleaseConfig())
+    assert recorded["object_mesh_files"] == [str(folder / "textured.obj")]
+
+
+def test_graspxl_files_give_right_hands_their_object_and_contact_at_the_end(tmp_path):
+    """A GraspXL sequence (here: a synthesised right-hand grasp written in GraspXL's format, ending when the hand
+    has closed) is drawn with a right hand whatever hand_sides says, named after its object entry, and checked for
+    contact at its last frame."""
+    from data_tools.pose.procedural_hand import load_hand_model
+
+    made = ScenarioConfig(objects=["cracker_box"], num_frames=9, height=96, width=144, camera_distance=[0.45, 0.5])
+    traj, record = make_scenario(made, CheckConfig(max_draws=30), 0, 0, "g")
+    closed = record["checks"]["grasp_frame"] + 1
+    hand = load_hand_model(None, side="right")
+    box = builtin_object("cracker_box")
+    import trimesh
+
+    trimesh.Trimesh(box.vertices, box.faces, process=False).export(tmp_path / "003_cracker_box.obj")
+    data = {"right_hand": {"trans": traj.hand_transl[:closed] + hand.rest_joints()[0],
+                           "rot": traj.hand_global_orient[:closed], "pose": traj.hand_pose[:closed]},
+            "003_cracker_box": {"trans": traj.object_transl[:closed], "rot": traj.object_rot[:closed]}}
+    path = tmp_path / "mano_1.npy"
+    np.save(path, np.array(data, dtype=object), allow_pickle=True)
+    config = ScenarioConfig(hand_sides=["left"], graspxl=[str(path)], num_frames=9, height=96, width=144,
+                            camera_distance=[0.45, 0.5])
+    assert record["scenario"]["hand_side"] == "right"
+    traj_x, record_x = make_scenario(config, CheckConfig(max_draws=30), 0, 0, "g")
+    scenario = record_x["scenario"]
+    assert scenario["hand_side"] == "right" and scenario["object_name"] == "cracker_box"
+    assert record_x["checks"]["grasp_frame"] == closed - 1 and record_x["checks"]["contact_fingers"] >= 2
+    assert np.allclose(traj_x.hand_transl, traj.hand_transl[:closed])
+
+
+def test_a_sequence_without_a_valid_draw_is_recorded_as_failed_and_the_shard_goes_on(tmp_path):
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out), "--count", "2",
+           "--stage", "pose", "--set", *FAST, "checks.max_draws=1", "checks.min_contact_fingers=5",
+           "checks.contact_mm=0"]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 sequence(s) found no draw passing the trajectory checks" in done.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert [f["name"] for f in index["failed"]] == ["seq_00000", "seq_00001"] and index["total"] == 2
+    assert "no draw out of 1 passed" in index["failed"][0]["reason"] and "2 failed" in (out / "card.md").read_text()
+    failed = json.loads((out / "sequences" / "seq_00000" / "failed.json").read_text())
+    assert failed["rejected_draws"][0]["reasons"] and failed["rejected_draws"][0]["contact_fingers"] < 5
+    again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "'done': 2" in again.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("splits=[train, val]", "'splits' must map split names to non-negative fractions"),
+    ("splits={train: .nan}", "'splits' must map split names"),
+    ("scenarios.prompts.template='A {side hand'", "prompts.template is not a valid template"),
+    ("scenarios.prompts.template='A {colour} hand'", "names unknown fields ['colour']"),
+    ("scenarios.camera_distance=[.nan, 0.5]", "scenarios.camera_distance must be [low, high]"),
+    ("scenarios.palm_gap_mm=[-3, 2]", "scenarios.palm_gap_mm must be [low, high] with 0 <= low"),
+    ("scenarios.grip=[0.5, 2]", "scenarios.grip must be [low, high]"),
+])
+def test_bad_dataset_values_are_one_line_and_exit_2(tmp_path, override, message):
+    done = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out",
+                           str(tmp_path / "ds"), "--set", override], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "ds").exists()
+
+
+def test_split_of_ignores_the_order_splits_are_written_in():
+    from sim2real.dataset import split_of
+
+    a, b = {"train": 0.8, "val": 0.1, "test": 0.1}, {"test": 0.1, "val": 0.1, "train": 0.8}
+    picks = [split_of(0, k, a) for k in range(400)]
+    assert picks == [split_of(0, k, b) for k in range(400)]
+    assert 0.72 < picks.count("train") / 400 < 0.88
+
+
+def test_a_corrupt_record_or_thresholds_are_one_line(tmp_path):
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "sim2real.dataset"]
+    subprocess.run([*cmd, "generate", "--config", TOY, "--out", str(out), "--count", "1", "--stage", "pose", "--set",
+                    *FAST], cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=600)
+    bad = subprocess.run([*cmd, "merge", str(out), "--set", "min_hand_iou=2"], cwd=ROOT, env=_env(),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "min_hand_iou" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    unknown = subprocess.run([*cmd, "merge", str(out), "--set", "hand_iou=0.2"], cwd=ROOT, env=_env(),
+                             capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown QC thresholds ['hand_iou']" in unknown.stderr
+    (out / "dataset_config.yaml").write_text("dataset: [unclosed\n")
+    broken = subprocess.run([*cmd, "merge", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert broken.returncode == 2 and "dataset_config.yaml: invalid YAML" in broken.stderr
+    assert "Traceback" not in broken.stderr

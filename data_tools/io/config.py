@@ -87,26 +87,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict:
+    """The mapping a YAML file holds (an empty file: {}); a missing, unreadable or non-mapping file is a
+    ``DataError`` naming it."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise DataError(source, f"{what} does not exist")
+    with open(source, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise DataError(source, f"invalid YAML{where}: {problem}") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not isinstance(data, dict):
+        raise DataError(source, f"{what} must be a YAML mapping at the top level")
+    return data
+
+
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> T:
     """Load YAML ``path`` (optional) into dataclass ``cls``, then apply ``key.sub=value`` overrides."""
     data: dict = {}
     source = None
     if path is not None:
         source = os.fspath(path)
-        if not os.path.isfile(source):
-            raise DataError(source, "config file does not exist")
-        with open(source, encoding="utf-8") as f:
-            try:
-                data = yaml.safe_load(f) or {}
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-                raise DataError(source, f"invalid YAML{where}: {problem}") from None
-            except UnicodeDecodeError as exc:
-                raise DataError(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        if not isinstance(data, dict):
-            raise DataError(source, "config must be a YAML mapping at the top level")
+        data = read_yaml_mapping(source, "config file")
     for text in overrides:
         keys, value = parse_override(text)
         node = data

@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import math
 import re
+import string
 
 import numpy as np
 
@@ -37,9 +39,14 @@ class PromptBank:
         for name in ("scene", "lighting", "table"):
             if not getattr(self, name):
                 raise DataError(None, f"prompts.{name} must list at least one entry")
-        unknown = set(re.findall(r"{(\w+)}", self.template)) - {"side", "object", "scene", "lighting", "table"}
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+        except ValueError as exc:   # a stray brace
+            raise DataError(None, f"prompts.template is not a valid template ({exc}): {self.template!r}") from None
+        unknown = fields - {"side", "object", "scene", "lighting", "table"}
         if unknown:
-            raise DataError(None, f"prompts.template names unknown fields {sorted(unknown)}")
+            raise DataError(None, f"prompts.template names unknown fields {sorted(unknown)} (known: side, object, "
+                                  "scene, lighting, table; write {{ and }} for literal braces)")
 
     def draw(self, rng: np.random.Generator, side: str, obj: str) -> str:
         pick = lambda items: items[int(rng.integers(len(items)))]  # noqa: E731
@@ -75,12 +82,21 @@ class ScenarioConfig:
     RANGES = {"hand_shape_std": (0, 10), "num_frames": (2, None), "fps": (1e-3, None), "height": (8, None),
               "width": (8, None)}
 
+    # [low, high] ranges and the interval their values must stay in
+    BOUNDS = {"hand_scale_beta": (-5.0, 5.0), "approach_deg": (-360.0, 360.0), "palm_gap_mm": (0.0, 50.0),
+              "grip": (0.0, 1.0), "camera_azimuth_deg": (-360.0, 360.0), "camera_elevation_deg": (-89.0, 89.0),
+              "camera_distance": (0.05, 10.0), "approach_fraction": (0.0, 1.0), "close_fraction": (0.0, 1.0),
+              "lift_height": (0.0, 1.0)}
+
     def __post_init__(self):
-        for name in ("hand_scale_beta", "approach_deg", "palm_gap_mm", "grip", "camera_azimuth_deg",
-                     "camera_elevation_deg", "camera_distance", "approach_fraction", "close_fraction", "lift_height"):
+        for name, (least, most) in self.BOUNDS.items():
             bounds = getattr(self, name)
-            if len(bounds) != 2 or bounds[0] > bounds[1]:
-                raise DataError(None, f"scenarios.{name} must be [low, high] with low <= high, got {bounds}")
+            if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
+                    or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                               for b in bounds)
+                    or not least <= bounds[0] <= bounds[1] <= most):
+                raise DataError(None, f"scenarios.{name} must be [low, high] with {least:g} <= low <= high <= "
+                                      f"{most:g}, got {bounds}")
         if self.approach_fraction[1] + self.close_fraction[1] >= 1:
             raise DataError(None, "scenarios: approach_fraction + close_fraction must stay below 1 (time to lift)")
         bad = [s for s in self.hand_sides if s not in SIDES]
@@ -116,6 +132,14 @@ class CheckConfig:
               "frame_margin": (0, 0.45), "max_draws": (1, None)}
 
 
+class NoValidDraw(DataError):
+    """Every draw of a sequence failed the trajectory checks (``rejected``: each draw's reasons)."""
+
+    def __init__(self, problem: str, rejected: list[dict]):
+        super().__init__(None, problem)
+        self.rejected = rejected
+
+
 def _uniform(rng: np.random.Generator, bounds) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
@@ -134,12 +158,21 @@ def mesh_class_id(spec: str) -> int | None:
     return int(match[1]) if match else None
 
 
+def graspxl_object_name(path: str) -> str:
+    """The object of a GraspXL sequence: its entry beside ``right_hand`` (a readable name, as for meshes)."""
+    from data_tools.pose.trajectory import read_graspxl_entries
+
+    return _object_label(read_graspxl_entries(path)[1])
+
+
 def draw_scenario(config: ScenarioConfig, seed: int, k: int, attempt: int = 0) -> dict:
     """The parameters of draw ``attempt`` of sequence ``k`` (JSON-ready)."""
     rng = np.random.default_rng([seed, k, attempt])
     side = SIDES[SIDES.index(config.hand_sides[int(rng.integers(len(config.hand_sides)))])]
     betas = np.concatenate([[_uniform(rng, config.hand_scale_beta)], rng.normal(0, config.hand_shape_std, 9)])
     graspxl = config.graspxl[int(rng.integers(len(config.graspxl)))] if config.graspxl else None
+    if graspxl:
+        side = "right"   # GraspXL's grasps are right hands
     choices = config.object_choices() if not graspxl else []
     obj = choices[int(rng.integers(len(choices)))] if choices else None
     scenario = {
@@ -153,7 +186,7 @@ def draw_scenario(config: ScenarioConfig, seed: int, k: int, attempt: int = 0) -
         "close_fraction": _uniform(rng, config.close_fraction), "lift_height": _uniform(rng, config.lift_height),
         "num_frames": config.num_frames, "fps": config.fps,
     }
-    label = _object_label(obj) if obj else os.path.splitext(os.path.basename(graspxl))[0]
+    label = _object_label(obj) if obj else graspxl_object_name(graspxl)
     scenario["object_name"] = label
     scenario["prompt"] = config.prompts.draw(rng, side, label)
     return scenario
@@ -161,6 +194,7 @@ def draw_scenario(config: ScenarioConfig, seed: int, k: int, attempt: int = 0) -
 
 def build_trajectory(scenario: dict, config: ScenarioConfig, hand_model, name: str):
     """The trajectory of a drawn scenario (and its object mesh, posed by the trajectory)."""
+    from data_tools.pose.camera import rotation_matrix
     from data_tools.pose.trajectory import default_camera, generate_grasp_trajectory, read_graspxl
 
     if scenario["graspxl"]:
@@ -174,11 +208,11 @@ def build_trajectory(scenario: dict, config: ScenarioConfig, hand_model, name: s
         return traj, traj.resolve_object()
     spec = scenario["object"]
     obj = resolve_object(spec, class_id=None if spec in BUILTIN_OBJECTS else mesh_class_id(spec))
-    if spec not in BUILTIN_OBJECTS:   # meshes stand on the table centred like the built-ins
+    centre = np.zeros(3)
+    if spec not in BUILTIN_OBJECTS:   # meshes are grasped centred like the built-ins ...
         centre = (obj.vertices.min(0) + obj.vertices.max(0)) / 2
-        obj = dataclasses.replace(obj, vertices=obj.vertices - centre)
     traj = generate_grasp_trajectory(
-        hand_model, obj, spec, scenario["num_frames"], config.height, config.width,
+        hand_model, dataclasses.replace(obj, vertices=obj.vertices - centre), spec, scenario["num_frames"], config.height, config.width,
         approach_deg=scenario["approach_deg"], lift_height=scenario["lift_height"],
         margin=scenario["palm_gap_mm"] / 1000, camera_azimuth_deg=scenario["camera_azimuth_deg"],
         camera_elevation_deg=scenario["camera_elevation_deg"], camera_distance=scenario["camera_distance"],
@@ -186,6 +220,9 @@ def build_trajectory(scenario: dict, config: ScenarioConfig, hand_model, name: s
         grip=scenario["grip"], approach=scenario["approach_fraction"], close=scenario["close_fraction"])
     if spec not in BUILTIN_OBJECTS:
         traj.object_class_id = obj.class_id
+        # ... and the trajectory poses the file's own vertices: R (v - c) + t = R v + (t - R c)
+        rots = np.stack([rotation_matrix(r) for r in traj.object_rot])
+        traj.object_transl = traj.object_transl - rots @ centre
     return traj, obj
 
 
@@ -242,7 +279,7 @@ def check_trajectory(traj, obj: ObjectMesh, hand_model, checks: CheckConfig, gra
         inside = winding_number(obj.vertices, obj.faces, candidates) > 0.5
         if inside.any():
             depth = float(surface_distance(obj, candidates[inside]).max())
-    grasp = int(round(grasp_fraction * (traj.num_frames - 1)))
+    grasp = min(int(math.ceil(grasp_fraction * (traj.num_frames - 1) - 1e-9)), traj.num_frames - 1)
     tip_gap = np.array([_part_gap(obj, local[grasp, ids]) for ids in fingertip_vertices(hand_model)])
     touching = int((tip_gap <= checks.contact_mm / 1000).sum())
     corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
@@ -281,11 +318,12 @@ def make_scenario(config: ScenarioConfig, checks: CheckConfig, seed: int, k: int
             traj, obj = build_trajectory(scenario, config, hand, name)
         except DataError as exc:   # a mesh or GraspXL file that cannot be used: a configuration error
             raise DataError(exc.path or None, f"sequence {k}: {exc.problem}") from None
-        grasp = (scenario["approach_fraction"] + scenario["close_fraction"]) if not scenario["graspxl"] else 0.5
+        # the hand is closed at the end of the closing phase; a GraspXL sequence ends holding its object
+        grasp = (scenario["approach_fraction"] + scenario["close_fraction"]) if not scenario["graspxl"] else 1.0
         measured = check_trajectory(traj, obj, hand, checks, grasp)
         if not measured["reasons"]:
             return traj, {"scenario": scenario, "checks": measured, "rejected_draws": rejected}
         rejected.append({"attempt": attempt, "reasons": measured["reasons"],
                          **{key: measured[key] for key in ("penetration_mm", "contact_fingers", "outside_frames")}})
-    raise DataError(None, f"sequence {k}: no draw out of {checks.max_draws} passed the trajectory checks "
-                          f"(last reasons: {rejected[-1]['reasons']}); widen the scenario ranges or the checks")
+    raise NoValidDraw(f"no draw out of {checks.max_draws} passed the trajectory checks (last reasons: "
+                      f"{rejected[-1]['reasons']}); widen the scenario ranges or the checks", rejected)

@@ -217,16 +217,8 @@ def default_camera(target: np.ndarray, height: int = 480, width: int = 720, dist
     return Camera.from_fov(height, width, fov_y_deg, rotation=rot, translation=trans)
 
 
-def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera: Camera | None = None,
-                 trans_is_wrist: bool = True, flat_hand_mean: bool = True, fps: float = 15.0,
-                 prompt: str = "A hand is grasping an object.", hand_model: HandModel | None = None) -> Trajectory:
-    """Read a GraspXL MANO sequence (``mano_k.npy``: a pickled dict with ``right_hand`` {trans, rot, pose (T,45)}
-    and ``<object_id>`` {trans, rot}).
-
-    ``trans`` is the wrist position (GraspXL's convention); with ``trans_is_wrist`` it is converted to MANO's
-    translation by subtracting the template wrist of ``hand_model`` (pass the MANO model you will render with;
-    default: the procedural hand). ``object_mesh`` defaults to ``<object_id>.obj`` next to the file.
-    """
+def read_graspxl_entries(path: str | os.PathLike) -> tuple[dict, str]:
+    """A GraspXL ``mano_k.npy``'s dict and the key of its one object entry (checked)."""
     path = require_file(path, "GraspXL sequence")
     try:
         data = np.load(path, allow_pickle=True).item()
@@ -237,8 +229,22 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
     objects = [k for k in data if k != "right_hand"]
     if len(objects) != 1:
         raise DataError(path, f"expected exactly one object entry, found {objects}")
-    hand, obj = data["right_hand"], data[objects[0]]
-    for key, entry, need in (("right_hand", hand, ("trans", "rot", "pose")), (objects[0], obj, ("trans", "rot"))):
+    return data, objects[0]
+
+
+def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera: Camera | None = None,
+                 trans_is_wrist: bool = True, flat_hand_mean: bool = True, fps: float = 15.0,
+                 prompt: str = "A hand is grasping an object.", hand_model: HandModel | None = None) -> Trajectory:
+    """Read a GraspXL MANO sequence (``mano_k.npy``: a pickled dict with ``right_hand`` {trans, rot, pose (T,45)}
+    and ``<object_id>`` {trans, rot}).
+
+    ``trans`` is the wrist position (GraspXL's convention); with ``trans_is_wrist`` it is converted to MANO's
+    translation by subtracting the template wrist of ``hand_model`` (pass the MANO model you will render with;
+    default: the procedural hand). ``object_mesh`` defaults to ``<object_id>.obj`` next to the file.
+    """
+    data, object_key = read_graspxl_entries(path)
+    hand, obj = data["right_hand"], data[object_key]
+    for key, entry, need in (("right_hand", hand, ("trans", "rot", "pose")), (object_key, obj, ("trans", "rot"))):
         missing = [k for k in need if k not in entry]
         if missing:
             raise DataError(path, f"'{key}' lacks {missing}")
@@ -250,7 +256,7 @@ def read_graspxl(path: str | os.PathLike, object_mesh: str | None = None, camera
         from data_tools.pose.procedural_hand import procedural_hand
 
         trans = trans - (hand_model or procedural_hand()).rest_joints()[0]
-    mesh = object_mesh or os.path.join(os.path.dirname(path), f"{objects[0]}.obj")
+    mesh = object_mesh or os.path.join(os.path.dirname(path), f"{object_key}.obj")
     obj_trans = np.asarray(obj["trans"], np.float64)
     cam = camera or default_camera(obj_trans[0])
     name = os.path.splitext(os.path.basename(path))[0]
