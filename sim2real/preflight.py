@@ -3,11 +3,13 @@
 Reports torch / CUDA / driver versions and whether they fit, the GPUs (count, memory, bf16), SDPA flash attention,
 DeepSpeed ops, NCCL, the Python requirements, every model folder named by the given stage configs (with the files
 its loaders need, tokenizers loaded for real), free disk for outputs, and an estimate of memory per GPU for each
-config against the smallest GPU. Lines are ``[ok]``, ``[warn]`` or ``[FAIL]``; the exit status is 1 when any
+config against the smallest GPU, and for a dataset recipe (``--dataset-config``) the estimated videos per GPU-hour
+(``sim2real.throughput``: from published anchor figures, marked as an estimate). Lines are ``[ok]``, ``[warn]`` or ``[FAIL]``; the exit status is 1 when any
 line is ``[FAIL]`` (a blocking problem). A machine without a GPU is reported ("no GPU": CPU runs only), not failed.
 
     python -m sim2real.preflight [--motion-config configs/motion/cogvideox5b_i2v.yaml]
                                  [--appearance-config configs/appearance/flux_dev.yaml] [--gpus N] [--mode train]
+                                 [--dataset-config configs/dataset/pam_release.yaml]
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Sequence
 
 import torch
 
+from data_tools.errors import DataError
 from data_tools.io.cli import positive_int
 
 GiB = 2**30
@@ -482,6 +485,19 @@ def check_appearance_config(report: Report, path: str, mode: str, gpu_memory, wo
         report.ok(f"appearance ({path}): tiny random components, no folders")
 
 
+def check_dataset_config(report: Report, path: str) -> None:
+    """The dataset recipe loads, and its throughput estimate (an estimate until a GPU run is recorded)."""
+    from sim2real.dataset import load_dataset_config
+    from sim2real.throughput import summary
+
+    try:
+        config, sim2real = load_dataset_config(path)
+    except DataError as exc:
+        report.fail(f"dataset config: {exc}")
+        return
+    report.ok(f"dataset {path}: {summary(sim2real, config.count)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--motion-config", action="append", default=[], help="motion YAML to check (repeatable)")
@@ -492,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-zero2", action="store_true", help="training estimate without ZeRO-2 sharding (DDP)")
     parser.add_argument("--batch", type=positive_int, default=None,
                         help="micro-batch per GPU of the training estimate (default: the config's train.loop.batch_size)")
+    parser.add_argument("--dataset-config", action="append", default=[],
+                        help="dataset recipe (configs/dataset/*.yaml): estimated videos per GPU-hour (repeatable)")
     parser.add_argument("--outputs", default="outputs", help="where outputs go (free disk space)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -506,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_motion_config(report, path, args.mode, gpu_memory, world, not args.no_zero2, args.batch)
     for path in args.appearance_config:
         check_appearance_config(report, path, args.mode, gpu_memory, world, not args.no_zero2, args.batch)
+    for path in args.dataset_config:
+        check_dataset_config(report, path)
     blocking = [text for level, text in report.lines if level == "FAIL"]
     print(f"preflight: {len(blocking)} blocking problem(s)" + (": " + " | ".join(blocking) if blocking else ""))
     return 1 if blocking else 0

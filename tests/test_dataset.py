@@ -242,6 +242,15 @@ def test_throughput_estimate_of_the_release_recipe_by_hand():
     assert seconds["motion_s"] == pytest.approx(motion, abs=0.1)
     assert seconds["appearance_s"] == pytest.approx(appearance, abs=0.1)
     assert videos_per_gpu_hour(seconds) == pytest.approx(3600 / seconds["total_s"], abs=0.1)
+    from sim2real.preflight import Report, check_dataset_config    # the preflight prints the same estimate
+
+    report = Report()
+    check_dataset_config(report, os.path.join(ROOT, "configs/dataset/pam_release.yaml"))
+    [(level, line)] = report.lines
+    assert level == "ok" and "estimate (not measured)" in line
+    assert f"{videos_per_gpu_hour(seconds)} videos per GPU-hour" in line and "3400 videos" in line
+    check_dataset_config(report, os.path.join(ROOT, "configs/dataset/missing.yaml"))
+    assert report.lines[-1][0] == "FAIL" and "config file does not exist" in report.lines[-1][1]
 
 
 def _box_obj(path, centre, size=(0.06, 0.08, 0.12)):
