@@ -6,13 +6,14 @@
 
 Sequence k (``seq_00042``) is a pure function of the config's seed and k (``data_tools.pose.scenarios``): no
 shard count, rerun or other sequence changes it. Each worker takes the sequences ``k = i, i + n, ...`` of its shard
-``i/n`` (default: SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else RANK / WORLD_SIZE, else 0/1), each under a
+``i/n`` (default: the SLURM array task id i of an array 0..n-1, else RANK / WORLD_SIZE, else 0/1), each under a
 claim (``data_tools.runtime.claims``: a duplicated or resubmitted task never does one twice), and writes into
 ``DIR/sequences/seq_<k>/``: ``scenario.json`` and ``trajectory.npz`` (the draw and its checks), the sim2real
 outputs (candidates, first frame, ``video.mp4``, conditions, labels, ``manifest.json``), then ``qc.json`` (scores
 and verdict). ``qc.json`` is written last: a sequence without it is redone from where it stopped, so a killed
 shard resumes by running it again. ``DIR/dataset_config.yaml`` records the config of the first run; a later
-shard or rerun with another config is refused.
+shard or rerun with another config is refused (the QC thresholds are recorded apart: ``merge DIR --set`` changes
+them, and every video is judged again).
 
 ``merge`` (also run at the end of every shard; safe while others still run) writes ``DIR/index.json`` (accepted,
 rejected with their scores and reasons, pending), ``DIR/dataset/`` (the accepted sequences in the processed-dataset
@@ -24,6 +25,7 @@ import argparse
 import dataclasses
 import glob
 import logging
+import math
 import os
 import shutil
 import time
@@ -73,7 +75,7 @@ class DatasetConfig:
 
     def __post_init__(self):
         fractions = list(self.splits.values()) if isinstance(self.splits, dict) else []
-        if (not fractions or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not f >= 0
+        if (not fractions or any(not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 <= f < math.inf
                                  for f in fractions) or sum(fractions) <= 0 or not all(
                 isinstance(name, str) and name for name in self.splits)):
             raise DataError(None, f"'splits' must map split names to non-negative fractions (e.g. {{train: 0.8, val: "
@@ -107,12 +109,16 @@ def load_dataset_config(path: str, overrides=()) -> tuple[DatasetConfig, Release
 def config_record(config: DatasetConfig, sim2real: ReleaseConfig) -> dict:
     """What fixes the dataset's content, as recorded in ``DIR/dataset_config.yaml``: everything but ``count`` and
     the QC thresholds (kept apart under ``qc_thresholds``: they only decide the verdicts, which ``merge`` redoes),
-    plus the mesh files ``object_meshes`` matched (adding a file to the folder would change every draw)."""
+    plus the mesh files ``object_meshes`` matched (adding a file to the folder would change every draw).
+    ``count`` (the largest any run asked for: which sequences the dataset should have) is kept apart too."""
     dataset = {k: v for k, v in to_dict(config).items() if k != "count"}
     dataset["qc"] = {k: v for k, v in dataset["qc"].items() if k not in THRESHOLD_FIELDS}
     meshes = config.scenarios.object_choices()[len(config.scenarios.objects):] if not config.scenarios.graspxl else []
     return {"dataset": dataset, "sim2real": to_dict(sim2real), "object_mesh_files": meshes,
-            "qc_thresholds": config.qc.thresholds()}
+            "qc_thresholds": config.qc.thresholds(), "count": config.count}
+
+
+APART = ("qc_thresholds", "count")   # recorded but not compared: they never change what a sequence is
 
 
 def differences(wanted, recorded, prefix: str = "") -> list[str]:
@@ -120,7 +126,10 @@ def differences(wanted, recorded, prefix: str = "") -> list[str]:
     if isinstance(wanted, dict) and isinstance(recorded, dict):
         return [path for key in sorted(set(wanted) | set(recorded), key=str)
                 for path in differences(wanted.get(key), recorded.get(key), f"{prefix}{key}.")]
-    return [] if wanted == recorded else [prefix.rstrip(".")]
+    if isinstance(wanted, list) and isinstance(recorded, list) and len(wanted) == len(recorded):
+        return [path for i, (a, b) in enumerate(zip(wanted, recorded)) for path in differences(a, b, f"{prefix}{i}.")]
+    nan = lambda v: isinstance(v, float) and math.isnan(v)  # noqa: E731  (YAML reads .nan back unequal)
+    return [] if wanted == recorded or (nan(wanted) and nan(recorded)) else [prefix.rstrip(".")]
 
 
 def read_record(out: str) -> dict:
@@ -130,8 +139,11 @@ def read_record(out: str) -> dict:
         raise DataError(out, f"not a dataset folder (no {CONFIG_RECORD})")
     recorded = read_yaml_mapping(path, "dataset record")
     missing = [part for part in ("dataset", "sim2real", "qc_thresholds") if not isinstance(recorded.get(part), dict)]
-    if missing:
-        raise DataError(path, f"not a dataset record: {missing} missing or not mappings (edited by hand?)")
+    dataset = recorded.get("dataset") if isinstance(recorded.get("dataset"), dict) else {}
+    missing += [f"dataset.{key}" for key in ("qc", "splits") if not isinstance(dataset.get(key), dict)]
+    if missing or not isinstance(recorded.get("count"), int):
+        raise DataError(path, f"not a dataset record of this version: {missing or ['count']} missing or of the "
+                              "wrong type")
     return recorded
 
 
@@ -142,8 +154,9 @@ def _write_record(path: str, record: dict) -> None:
 
 
 def record_config(out: str, record: dict) -> None:
-    """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config (their QC
-    thresholds replace the recorded ones: the next merge re-judges every video with them)."""
+    """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config. The recorded QC
+    thresholds stay (``merge --set`` changes them; a run whose config has others is warned); the recorded count
+    grows to the largest asked for."""
     path = os.path.join(out, CONFIG_RECORD)
     if not os.path.exists(path):
         os.makedirs(out, exist_ok=True)
@@ -158,29 +171,35 @@ def record_config(out: str, record: dict) -> None:
             os.remove(tmp)
     recorded = read_record(out)
     wanted = yaml.safe_load(yaml.safe_dump(record, sort_keys=True))   # as the file holds it
-    differ = [d for d in differences(wanted, recorded) if not d.startswith("qc_thresholds")]
+    differ = [d for d in differences(wanted, recorded) if not d.startswith(APART)]
     if differ:
         raise DataError(path, f"this dataset was started with another config (differs in {differ}); use a new "
                               "--out, or the recorded config")
-    if wanted["qc_thresholds"] != recorded["qc_thresholds"]:
-        set_thresholds(out, wanted["qc_thresholds"])
+    if differences(wanted["qc_thresholds"], recorded["qc_thresholds"]):
+        logger.warning("%s: this config's QC thresholds %s differ from the recorded %s, which decide; change those "
+                       "with `python -m sim2real.dataset merge %s --set THRESHOLD=VALUE`", path,
+                       wanted["qc_thresholds"], recorded["qc_thresholds"], out)
+    if wanted["count"] > recorded["count"]:
+        update_record(out, count=wanted["count"])
 
 
-def set_thresholds(out: str, thresholds: dict) -> dict:
-    """Replace the recorded QC thresholds (checked as a ``QualityConfig`` would be); returns the record."""
-    unknown = sorted(set(thresholds) - set(THRESHOLD_FIELDS))
+def update_record(out: str, count: int | None = None, thresholds: dict | None = None) -> dict:
+    """Raise the recorded ``count`` to ``count`` and/or replace QC thresholds (checked as a ``QualityConfig`` would
+    be), under the folder's lock; returns the record."""
+    unknown = sorted(set(thresholds or {}) - set(THRESHOLD_FIELDS))
     if unknown:
         raise DataError(None, f"unknown QC thresholds {unknown}; known: {THRESHOLD_FIELDS}")
     with exclusive(os.path.join(out, ".merge.lock")):
         recorded = read_record(out)
-        new = {**recorded["qc_thresholds"], **thresholds}
-        quality_config(recorded["dataset"]["qc"], new)   # refuses a bad value or a threshold nothing measures
-        if new != recorded["qc_thresholds"]:
-            logger.info("QC thresholds of %s: %s -> %s (every video is judged again at the merge)", out,
-                        recorded["qc_thresholds"], new)
-            recorded["qc_thresholds"] = new
-            _write_record(os.path.join(out, CONFIG_RECORD), recorded)
-    return recorded
+        new = {**recorded, "count": max(recorded["count"], count or 0),
+               "qc_thresholds": {**recorded["qc_thresholds"], **(thresholds or {})}}
+        quality_config(new["dataset"]["qc"], new["qc_thresholds"])   # a bad value, a threshold nothing measures
+        if new != recorded:
+            if new["qc_thresholds"] != recorded["qc_thresholds"]:
+                logger.info("QC thresholds of %s: %s -> %s (every video is judged again at the merge)", out,
+                            recorded["qc_thresholds"], new["qc_thresholds"])
+            _write_record(os.path.join(out, CONFIG_RECORD), new)
+    return new
 
 
 def quality_config(qc: dict, thresholds: dict) -> QualityConfig:
@@ -305,10 +324,12 @@ def shard_from_environment(shard: str | None) -> str | None:
     if shard is not None or "SLURM_ARRAY_TASK_ID" not in os.environ:
         return shard
     env = os.environ
-    if env.get("SLURM_ARRAY_TASK_MIN", "0") != "0" or env.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
-        raise DataError(None, "a SLURM array that does not run 0..n-1 with step 1 (a resubmitted task, a step): "
-                              "give --shard i/n explicitly (scripts/slurm/generate.sbatch does, with --shards n)")
-    return f"{env['SLURM_ARRAY_TASK_ID']}/{int(env.get('SLURM_ARRAY_TASK_MAX', env['SLURM_ARRAY_TASK_ID'])) + 1}"
+    last = env.get("SLURM_ARRAY_TASK_MAX", env["SLURM_ARRAY_TASK_ID"])
+    if (env.get("SLURM_ARRAY_TASK_MIN", "0") != "0" or env.get("SLURM_ARRAY_TASK_STEP", "1") != "1"
+            or env.get("SLURM_ARRAY_TASK_COUNT", str(int(last) + 1)) != str(int(last) + 1)):
+        raise DataError(None, "a SLURM array that is not 0..n-1 with step 1 (some tasks resubmitted, a step, a "
+                              "list): give --shard i/n (scripts/slurm/generate.sbatch gives it, from --shards n)")
+    return f"{env['SLURM_ARRAY_TASK_ID']}/{int(last) + 1}"
 
 
 def generate(config_path: str, out: str, overrides=(), count: int | None = None, shard: str | None = None,
@@ -321,7 +342,7 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
     if count < 1:
         raise DataError(None, f"--count must be at least 1, got {count}")
     index, shards = parse_shard(shard_from_environment(shard))
-    record_config(out, config_record(config, sim2real))
+    record_config(out, config_record(dataclasses.replace(config, count=count), sim2real))
     worker = DatasetWorker(config, sim2real, out)
     mine = list(range(index, count, shards))
     logger.info("dataset %s: %d sequences, shard %d/%d has %d", out, count, index, shards, len(mine))
@@ -350,15 +371,24 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
 
 # ----------------------------------------------------------------------------------------------------- merge
 def read_sequences(out: str) -> list[dict]:
-    """Every sequence folder's records: ``name``, ``scenario``, ``qc``, ``manifest``, ``failed`` (each or None);
-    folders with neither a scenario nor a failure (just claimed) are left out."""
+    """Every sequence folder's records: ``name``, ``k``, ``scenario``, ``qc``, ``manifest``, ``failed`` (each or
+    None); folders with neither a scenario nor a failure (just claimed) are left out. A file of the wrong shape is
+    a ``DataError`` naming it."""
+    needs = {"scenario": {"k": int, "split": str}, "qc": {"scores": dict, "quality": (int, float)},
+             "manifest": {}, "failed": {"k": int, "reason": str}}
     records = []
-    for folder in sorted(glob.glob(os.path.join(out, SEQUENCES, "seq_*"))):
-        entry = {"name": os.path.basename(folder), "folder": folder}
+    for folder in sorted(glob.glob(os.path.join(out, SEQUENCES, "seq_[0-9]*"))):
+        name = os.path.basename(folder)
+        if not name[4:].isdigit():
+            continue
+        entry = {"name": name, "k": int(name[4:]), "folder": folder}
         for key, file in (("scenario", SCENARIO_FILE), ("qc", QC_FILE), ("manifest", "manifest.json"),
                           ("failed", FAILED_FILE)):
             path = os.path.join(folder, file)
             entry[key] = read_json_file(path, f"{key} file") if os.path.isfile(path) else None
+            if entry[key] is not None and (not isinstance(entry[key], dict) or not all(
+                    isinstance(entry[key].get(field), kind) for field, kind in needs[key].items())):
+                raise DataError(path, f"not a {key} file of this dataset: needs a mapping with {list(needs[key])}")
         if entry["scenario"] is not None or entry["failed"] is not None:
             records.append(entry)
     return records
@@ -371,13 +401,17 @@ def merge(out: str, thresholds: dict | None = None) -> dict:
     from sim2real.dataset_card import write_card
     from sim2real.export import export_sequence
 
-    recorded = set_thresholds(out, thresholds) if thresholds else read_record(out)
+    if thresholds:
+        update_record(out, thresholds=thresholds)
     dataset = os.path.join(out, "dataset")
     with exclusive(os.path.join(out, ".merge.lock")):   # one merge at a time per dataset folder
         recorded = read_record(out)
         qc_config = quality_config(recorded["dataset"]["qc"], recorded["qc_thresholds"])
         records = read_sequences(out)
         accepted, rejected, pending, failed = [], [], [], []
+        seen = {entry["k"] for entry in records}
+        pending += [{"name": sequence_name(k), "k": k, "split": None}   # not begun (or still drawing its scenario)
+                    for k in range(recorded["count"]) if k not in seen]
         for entry in records:
             if entry["scenario"] is None:
                 failed.append({key: entry["failed"].get(key) for key in ("name", "k", "reason")})
@@ -407,10 +441,14 @@ def merge(out: str, thresholds: dict | None = None) -> dict:
             columns = [c for c in exported[names[0]][1] if all(c in exported[n][1] for n in names)]
             write_split(dataset, split, names, [exported[n][0] for n in names], columns=columns)
             splits[split] = len(names)
+        names = sorted(exported)
         if exported:
-            names = sorted(exported)
             write_prompts(dataset, names, [exported[n][0] for n in names])
-        index = {"total": len(records), "accepted": accepted, "rejected": rejected, "pending": pending,
+        elif os.path.exists(os.path.join(dataset, "prompts.jsonl")):
+            os.remove(os.path.join(dataset, "prompts.jsonl"))
+        pending.sort(key=lambda item: item["k"])
+        index = {"total": len(records) + sum(k not in seen for k in range(recorded["count"])),
+                 "accepted": accepted, "rejected": rejected, "pending": pending,
                  "failed": failed, "splits": splits, "dataset": "dataset", "thresholds": qc_config.thresholds()}
         write_json(os.path.join(out, "index.json"), index)
         write_card(out, [e for e in records if e["scenario"] is not None], index, recorded)

@@ -111,14 +111,24 @@ def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tm
     moved = tmp_path / "elsewhere" / "moved"
     os.makedirs(moved.parent)
     shutil.move(one, moved)
-    subprocess.run([sys.executable, "-m", "sim2real.dataset", "merge", str(moved), "--set", "min_hand_iou=0",
-                    "min_object_iou=null"], cwd=tmp_path, env=_env(), check=True, capture_output=True)
-    index = json.loads((moved / "index.json").read_text())
+    def merge_moved(*thresholds):
+        subprocess.run([sys.executable, "-m", "sim2real.dataset", "merge", str(moved), "--set", *thresholds],
+                       cwd=tmp_path, env=_env(), check=True, capture_output=True)
+        return json.loads((moved / "index.json").read_text())
+
+    assert not merge_moved("min_hand_iou=1")["accepted"]                # nothing passes: an empty dataset/
+    assert not glob.glob(str(moved / "dataset" / "seq_*")) and not (moved / "dataset" / "filelists" / "train").exists()
+    assert not (moved / "dataset" / "prompts.jsonl").exists()
+    index = merge_moved("min_hand_iou=0", "min_object_iou=null")        # everything passes
     assert len(index["accepted"]) == 6 and index["thresholds"]["min_hand_iou"] == 0
     for name in names:
         clip = moved / "dataset" / name / "video.mp4"
         assert clip.read_bytes() == (moved / "sequences" / name / "video.mp4").read_bytes()
     assert "min_object_iou: null" in (moved / "dataset_config.yaml").read_text()
+    # a later run of the original config keeps the recorded thresholds (and says so)
+    rerun = _generate(moved, "--shard", "0/1")
+    assert "differ from the recorded" in open(rerun.log).read()
+    assert len(json.loads((moved / "index.json").read_text())["accepted"]) == 6
 
 
 def test_scenarios_are_a_pure_function_of_seed_and_k():
@@ -181,14 +191,21 @@ def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_sha
     made = sorted(os.listdir(out / "sequences"))
     assert made == ["seq_00002", "seq_00003"], made
     assert "shard 2/4" in done.stderr and "shard 3/4" in done.stderr
-    # task 1 resubmitted alone (--array=1): without --shards refused, with --shards 2 the same two shards
+    assert (out / "slurm_shards").read_text().split() == ["2", "2"]
+    # task 1 resubmitted alone (--array=1): the recorded layout gives the same two shards; one GPU fewer is refused
     alone = {**env, "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "1"}
-    refused = subprocess.run(sbatch, cwd=ROOT, env=alone, capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2 and "needs --shards n" in refused.stderr
-    again = subprocess.run([*sbatch, "--shards", "2"], cwd=ROOT, env=alone, capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(sbatch, cwd=ROOT, env=alone, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "shard 2/4" in again.stderr and "shard 3/4" in again.stderr, again.stderr[-3000:]
     assert sorted(os.listdir(out / "sequences")) == made
+    fewer = subprocess.run(sbatch, cwd=ROOT, env={**alone, "CUDA_VISIBLE_DEVICES": "4"}, capture_output=True,
+                           text=True, timeout=600)
+    assert fewer.returncode == 2 and "records 2 shards with 2 GPU(s) per task" in fewer.stderr
+    # a first submission that is not 0..n-1 (here --array=1-3) must say --shards
+    fresh = [*sbatch[:3], str(tmp_path / "fresh"), *sbatch[4:]]
+    refused = subprocess.run(fresh, cwd=ROOT, env={**alone, "SLURM_ARRAY_TASK_MAX": "3",
+                                                   "SLURM_ARRAY_TASK_COUNT": "3"},
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "needs --shards n" in refused.stderr and not (tmp_path / "fresh").exists()
     assert json.loads((out / "index.json").read_text())["pending"]
     again = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out", str(out),
                             "--stage", "pose", "--set", *FAST, "seed=1"], cwd=ROOT, env=_env(), capture_output=True,
@@ -339,6 +356,8 @@ def test_a_sequence_without_a_valid_draw_is_recorded_as_failed_and_the_shard_goe
     ("splits={train: .nan}", "'splits' must map split names"),
     ("scenarios.prompts.template='A {side hand'", "prompts.template is not a valid template"),
     ("scenarios.prompts.template='A {colour} hand'", "names unknown fields ['colour']"),
+    ("scenarios.prompts.template='A {side:d} hand'", "prompts.template cannot be filled"),
+    ("splits={train: .inf}", "'splits' must map split names"),
     ("scenarios.camera_distance=[.nan, 0.5]", "scenarios.camera_distance must be [low, high]"),
     ("scenarios.palm_gap_mm=[-3, 2]", "scenarios.palm_gap_mm must be [low, high] with 0 <= low"),
     ("scenarios.grip=[0.5, 2]", "scenarios.grip must be [low, high]"),
@@ -375,3 +394,35 @@ def test_a_corrupt_record_or_thresholds_are_one_line(tmp_path):
     broken = subprocess.run([*cmd, "merge", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert broken.returncode == 2 and "dataset_config.yaml: invalid YAML" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_shard_from_the_slurm_environment(monkeypatch):
+    """An array 0..n-1 gives task i shard i/n; any other array (a resubmitted task, a step, a list) must say."""
+    from sim2real.dataset import shard_from_environment
+
+    def shard(**env):
+        for key in [k for k in os.environ if k.startswith("SLURM")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(f"SLURM_ARRAY_TASK_{key}", str(value))
+        return shard_from_environment(None)
+
+    assert shard() is None and shard_from_environment("1/3") == "1/3"
+    assert shard(ID=3, MIN=0, MAX=7, STEP=1, COUNT=8) == "3/8"
+    for env in (dict(ID=3, MIN=3, MAX=3, STEP=1, COUNT=1), dict(ID=2, MIN=0, MAX=6, STEP=2, COUNT=4),
+                dict(ID=5, MIN=0, MAX=5, STEP=1, COUNT=2)):                 # --array=3, 0-6:2, 0,5
+        with pytest.raises(DataError, match="give --shard i/n"):
+            shard(**env)
+
+
+def test_merge_lists_what_no_shard_has_begun_and_refuses_malformed_files(tmp_path):
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "sim2real.dataset"]
+    subprocess.run([*cmd, "generate", "--config", TOY, "--out", str(out), "--count", "4", "--shard", "1/2", "--stage",
+                    "pose", "--set", *FAST], cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=600)
+    index = json.loads((out / "index.json").read_text())
+    assert index["total"] == 4 and [p["name"] for p in index["pending"]] == [f"seq_{k:05d}" for k in range(4)]
+    assert [p["split"] is None for p in index["pending"]] == [True, False, True, False]   # 0 and 2: not begun
+    (out / "sequences" / "seq_00001" / "scenario.json").write_text("[1, 2]")
+    bad = subprocess.run([*cmd, "merge", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert bad.returncode == 2 and "seq_00001/scenario.json: not a scenario file of this dataset" in bad.stderr

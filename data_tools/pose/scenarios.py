@@ -47,6 +47,10 @@ class PromptBank:
         if unknown:
             raise DataError(None, f"prompts.template names unknown fields {sorted(unknown)} (known: side, object, "
                                   "scene, lighting, table; write {{ and }} for literal braces)")
+        try:   # conversions and format specs ({side!z}, {side:d}) fail only when filled: fill it once now
+            self.template.format(**dict.fromkeys(("side", "object", "scene", "lighting", "table"), "x"))
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            raise DataError(None, f"prompts.template cannot be filled ({exc}): {self.template!r}") from None
 
     def draw(self, rng: np.random.Generator, side: str, obj: str) -> str:
         pick = lambda items: items[int(rng.integers(len(items)))]  # noqa: E731
