@@ -2,6 +2,7 @@
 motion_gen/options.py) on the tiny config with 4 blocks (1 in the condition branch, 3 after it), on the CPU."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -178,6 +179,8 @@ def test_group_offload_hooks_every_component_and_keeps_the_video(plain, kind):
     assert np.array_equal(video, plain[0]) and counts == plain[1]
 
 
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "clang++", "c++")),
+                    reason="torch.compile on the CPU needs a C++ compiler")
 def test_compile_wraps_each_block_of_a_loaded_pipeline_only(plain):
     """generate.compile=true compiles each block of the loaded transformer, base and branch (diffusers' regional
     compilation, one graph for the identical blocks: about 20 s on the CPU here), not the whole model, so the cache
