@@ -426,3 +426,40 @@ def test_merge_lists_what_no_shard_has_begun_and_refuses_malformed_files(tmp_pat
     (out / "sequences" / "seq_00001" / "scenario.json").write_text("[1, 2]")
     bad = subprocess.run([*cmd, "merge", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert bad.returncode == 2 and "seq_00001/scenario.json: not a scenario file of this dataset" in bad.stderr
+
+
+def test_a_crash_at_each_step_resumes_from_that_step(tmp_path, monkeypatch):
+    """A crash while sim2real runs keeps the scenario; a crash in quality control keeps the video (sim2real is not
+    run again); the rerun finishes the sequence, and the card counts it as the index does."""
+    from sim2real import dataset
+
+    out = tmp_path / "ds"
+    run = lambda: dataset.generate(TOY, str(out), FAST, count=1, shard="0/1")  # noqa: E731
+    folder = out / "sequences" / "seq_00000"
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("injected crash")
+
+    monkeypatch.setattr(dataset.Sim2Real, "run_sequence", crash)
+    with pytest.raises(RuntimeError, match="injected"):
+        run()
+    assert (folder / "scenario.json").is_file() and not (folder / "manifest.json").exists()
+    scenario = (folder / "scenario.json").stat().st_mtime_ns
+    monkeypatch.undo()
+
+    monkeypatch.setattr(dataset.DatasetWorker, "quality_control", crash)
+    with pytest.raises(RuntimeError, match="injected"):
+        run()
+    assert (folder / "manifest.json").is_file() and not (folder / "qc.json").exists()
+    video = (folder / "video.mp4").stat().st_mtime_ns
+    monkeypatch.undo()
+
+    calls = []
+    original = dataset.Sim2Real.run_sequence
+    monkeypatch.setattr(dataset.Sim2Real, "run_sequence", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert run() == {"made": 1} and not calls
+    assert (folder / "qc.json").is_file() and not (folder / ".claim").exists()
+    assert (folder / "scenario.json").stat().st_mtime_ns == scenario and (folder / "video.mp4").stat().st_mtime_ns == video
+    index = json.loads((out / "index.json").read_text())
+    card = (out / "card.md").read_text()
+    assert f"**{len(index['accepted'])} accepted**, {len(index['rejected'])} rejected" in card
