@@ -51,8 +51,13 @@ def frozen_base(checkpoint: str, pretrained: str | None = None) -> CogVideoXCond
     cfg = run_config(checkpoint, "motion", MotionConfig)
     if pretrained:
         cfg.model.pretrained = pretrained
-    transformer = load_transformer(cfg.model, cfg.generate)
+    state = read_json_file(os.path.join(checkpoint, "trainer_state.json"), "trainer state")
+    built = state["config"].get("build_dtype")   # the dtype training built in (bf16 on CUDA), random draws included
+    transformer = load_transformer(cfg.model, cfg.generate, getattr(torch, built) if built else None)
     transformer.set_trainable(train_base=cfg.train.train_base)
+    for name, p in transformer.named_parameters():   # then cast as the trainer did (frozen bf16, trained fp32)
+        recorded = (state.get("frozen") or {}).get(name)
+        p.data = p.data.to(getattr(torch, recorded[1])) if recorded else p.data.float()
     return transformer
 
 

@@ -203,7 +203,8 @@ def train(cfg: MotionConfig) -> dict:
     require_paths(required_paths(cfg), "motion training")
     spec, dataset = build_spec(cfg)
     run_config = {"motion": to_dict(cfg), "transformer_config": {k: v for k, v in spec.transformer.config.items()
-                                                                 if not k.startswith("_")}}
+                                                                 if not k.startswith("_")},
+                  "build_dtype": str(spec.transformer.dtype).removeprefix("torch.")}   # for the converter
     return Trainer(spec, dataset, cfg.train.loop, cfg.train.optim, run_config).train()
 
 

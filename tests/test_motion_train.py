@@ -358,3 +358,43 @@ def test_condition_subset_dropout_zeroes_some_conditions_of_a_sample(latents):
     assert torch.count_nonzero(seen["hidden"][:, :, 4:]) > 0
     both = _loss_inputs(latents, "train.condition_subset_dropout=1.0", "train.condition_dropout=1.0", batch_size=4)
     assert all(all(row) for row in _zeroed(both["conditions"], 4))
+
+
+def test_resume_and_conversion_refuse_another_base(latents, tmp_path):
+    """The checkpoint leaves the frozen base out, so it records its fingerprint: a resume or a conversion whose
+    rebuilt base differs (another tiny seed here, like another model.pretrained) is refused, naming a tensor."""
+    from data_tools.runtime.checkpoints import load_checkpoint_state
+    from motion_gen.convert_ckpt import save_transformer
+
+    out = tmp_path / "run"
+    train(_cfg(latents, out, "train.loop.max_steps=1", "train.loop.checkpoint_every=1"))
+    with pytest.raises(DataError, match="frozen weights differ from those this checkpoint was trained with"):
+        train(_cfg(latents, out, "train.loop.max_steps=2", "model.tiny.seed=7"))
+    ckpt = str(out / "checkpoints" / "checkpoint-1")
+    state = json.loads(open(os.path.join(ckpt, "trainer_state.json")).read())
+    state["config"]["motion"]["model"]["tiny"]["seed"] = 7
+    json.dump(state, open(os.path.join(ckpt, "trainer_state.json"), "w"))
+    from motion_gen.convert_ckpt import frozen_base
+
+    with pytest.raises(DataError, match=r"values: sum"):
+        save_transformer(state["config"]["transformer_config"], load_checkpoint_state(ckpt), str(tmp_path / "conv"),
+                         source=ckpt, base=lambda: frozen_base(ckpt))
+
+
+def test_a_bf16_run_converts_to_its_own_final_model(latents, tmp_path):
+    """Under bf16 mixed precision the trainer keeps the frozen base in bf16: the converter rebuilds it so (from
+    the recorded fingerprint's dtypes), and the converted step equals the run's final model exactly."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)   # this process's earlier runs set mixed precision "no"
+    out = tmp_path / "bf16"
+    train(_cfg(latents, out, "train.loop.max_steps=1", "train.loop.checkpoint_every=1",
+               "train.loop.mixed_precision=bf16", "train.loop.cpu_bf16=true"))
+    weights = "diffusion_pytorch_model.safetensors"
+    final = load_file(str(out / "final" / weights))
+    assert final["transformer_blocks.0.attn1.to_q.weight"].dtype == torch.bfloat16
+    assert final["condition_embed.weight"].dtype == torch.float32
+    converted = load_file(os.path.join(convert(str(out / "checkpoints" / "checkpoint-1"), str(tmp_path / "conv")),
+                                       weights))
+    assert set(converted) == set(final) and all(torch.equal(final[k], converted[k]) for k in final)
+    AcceleratorState._reset_state(True)

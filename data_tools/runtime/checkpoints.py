@@ -21,7 +21,7 @@ import torch
 from data_tools.io.atomic import umask_permissions
 from data_tools.errors import DataError, read_json_file, require_output_dir
 from data_tools.io.config import from_dict
-from data_tools.runtime.training import latest_checkpoint
+from data_tools.runtime.training import check_frozen_weights, latest_checkpoint
 
 logger = logging.getLogger(__name__)
 DTYPE_NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # --dtype of the converters
@@ -184,7 +184,10 @@ def build_and_load(model_class, config: dict, state: dict[str, torch.Tensor], so
         raise DataError(source, f"config does not build {model_class.__name__} ({exc})") from None
     if base is not None and set(state) < set(model.state_dict()):
         logger.info("%s holds the trained weights only: the frozen ones come from the run config", source)
-        return load_trained_part(base(), state, source)
+        model = base()
+        if source:
+            check_frozen_weights(model, source)
+        return load_trained_part(model, state, source)
     check_state_keys(model, state, source)
     model.load_state_dict(state, strict=True, assign=True)
     return model

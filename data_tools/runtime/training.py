@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_tools.io.atomic import umask_permissions, write_json
-from data_tools.errors import DataError, require_paths
+from data_tools.errors import DataError, read_json_file, require_paths
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -275,6 +275,40 @@ def check_trained_weights(models: list, input_dir: str) -> None:
                                        f"{', '.join(missing[:3])}: written by another model or configuration?")
 
 
+def frozen_fingerprint(model: torch.nn.Module) -> dict:
+    """``name -> [shape, dtype, float64 sum]`` of each frozen parameter: what a checkpoint that leaves them out was
+    trained on (recorded in its ``trainer_state.json`` and compared on resume and conversion)."""
+    return {name: [list(p.shape), str(p.dtype).removeprefix("torch."), float(torch.sum(p.detach(), dtype=torch.float64))]
+            for name, p in model.named_parameters() if not p.requires_grad}
+
+
+def fingerprint_differences(recorded: dict, current: dict) -> list[str]:
+    """The frozen parameters whose name, shape, dtype or sum (relative 1e-6) differ, each with what differs."""
+    found = [f"{name} ({'missing' if name in recorded else 'not in the checkpoint run'})"
+             for name in sorted(set(recorded) ^ set(current))]
+    for name in sorted(set(recorded) & set(current)):
+        (shape, dtype, total), (shape_now, dtype_now, total_now) = recorded[name], current[name]
+        if shape != shape_now or dtype != dtype_now:
+            found.append(f"{name} ({shape} {dtype} -> {shape_now} {dtype_now})")
+        elif not math.isclose(total, total_now, rel_tol=1e-6, abs_tol=1e-6):
+            found.append(f"{name} (values: sum {total:.6g} -> {total_now:.6g})")
+    return found
+
+
+def check_frozen_weights(model: torch.nn.Module, checkpoint: str) -> None:
+    """DataError unless ``model``'s frozen parameters are the ones the checkpoint's run trained with (checkpoints
+    without a recorded fingerprint are let through)."""
+    path = os.path.join(checkpoint, "trainer_state.json")
+    recorded = (read_json_file(path, "trainer state") if os.path.isfile(path) else {}).get("frozen")
+    if not isinstance(recorded, dict):
+        return
+    differ = fingerprint_differences(recorded, frozen_fingerprint(model))
+    if differ:
+        raise DataError(checkpoint, f"the frozen weights differ from those this checkpoint was trained with "
+                                    f"({len(differ)} tensor(s), e.g. {'; '.join(differ[:3])}): another base "
+                                    "(model.pretrained, model.tiny, its init_device) or dtype than the run's")
+
+
 def state_kwargs(accelerator, save: bool) -> dict:
     """Keyword arguments of ``save_state`` / ``load_state`` that leave frozen weights out of checkpoints."""
     from accelerate.utils import DistributedType
@@ -352,7 +386,8 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             umask_permissions(partial)
-            write_json(os.path.join(partial, "trainer_state.json"), {"step": step, "config": self.run_config})
+            write_json(os.path.join(partial, "trainer_state.json"), {"step": step, "config": self.run_config,
+                                                                     "frozen": self._frozen})
             if os.path.isdir(final):
                 shutil.rmtree(final)
             os.replace(partial, final)
@@ -376,6 +411,7 @@ class Trainer:
         dataloader = self._dataloader(accelerator.num_processes)
         self.spec.setup(accelerator)
         module = self.spec.trainable_module()
+        self._frozen = frozen_fingerprint(module)   # what the checkpoints leave out, checked when they are read
         optimizer = build_optimizer(module.parameters(), self.optim)
         scheduler = build_scheduler(optimizer, self.optim, loop.max_steps)
         model, optimizer, dataloader, scheduler = accelerator.prepare(module, optimizer, dataloader, scheduler)
@@ -386,6 +422,7 @@ class Trainer:
         step = 0
         resume = self._resume_path()
         if resume:
+            check_frozen_weights(module, resume)
             accelerator.load_state(resume, **state_kwargs(accelerator, save=False))
             with open(os.path.join(resume, "trainer_state.json"), encoding="utf-8") as f:
                 step = int(json.load(f)["step"])
