@@ -283,7 +283,8 @@ def _count(module) -> int:
 
 
 def motion_params(cfg) -> dict:
-    """Parameter counts of the motion stage: frozen base, trainable branch, text encoder, VAE."""
+    """Parameter counts of the motion stage: frozen base, trainable branch, text encoder, VAE (with
+    ``train.train_base`` the base is trained too and counts as branch: in the optimizer and in checkpoints)."""
     from accelerate import init_empty_weights
 
     from motion_gen.bench import COGVIDEOX_5B_I2V
@@ -299,7 +300,8 @@ def motion_params(cfg) -> dict:
         model = CogVideoXConditionTransformer.from_config(config)
     branch = sum(p.numel() for n, p in model.named_parameters() if n.startswith(BRANCH_PREFIXES))
     folder = lambda sub: safetensors_params(os.path.join(root, sub)) if root else None  # noqa: E731
-    return {"base": _count(model) - branch, "branch": branch,
+    base = 0 if cfg.train.train_base else _count(model) - branch
+    return {"base": base, "branch": _count(model) - base,
             "text_encoder": folder("text_encoder") or NOMINAL_PARAMS["t5_xxl_encoder"],
             "vae": folder("vae") or NOMINAL_PARAMS["cogvideox_vae"]}
 

@@ -196,3 +196,36 @@ def test_gpu_step_runs_the_module_and_records_its_exit(tmp_path):
     assert record["exit"] == 2 and record["estimate_gib"] is None and record["wall_s"] >= 0
     with pytest.raises(DataError, match="no Python module 'no.such'"):
         gpu_step.main(["--json", str(out), "no.such"])
+
+
+def test_peak_memory_spans_the_resets_of_the_code_it_measures(monkeypatch):
+    """The benches reset the peak counter before their timed part; the step's peak is still the whole step's."""
+    from sim2real.gpu_step import PeakMemory
+
+    counter = {"peak": 0}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: counter["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: counter.update(peak=0))
+    with PeakMemory() as peak:
+        counter["peak"] = 10 * 2**30            # building the model
+        torch.cuda.reset_peak_memory_stats()    # the bench's own reset before timing
+        counter["peak"] = 4 * 2**30             # the timed step
+    assert peak.gib() == 10 and counter["peak"] == 4 * 2**30
+    torch.cuda.reset_peak_memory_stats()        # the original function is back
+    assert counter["peak"] == 0 and peak.gib() == 10
+
+
+def test_auto_device_is_this_process_gpu(monkeypatch):
+    """init_device "auto" builds on the process's own GPU: LOCAL_RANK's under torchrun (not every rank on GPU 0),
+    else the current device; the CPU without CUDA."""
+    from data_tools.runtime.random_init import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("meta") == "meta"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("auto") == "cuda:2"
+    monkeypatch.setenv("LOCAL_RANK", "5")
+    assert resolve_device("auto") == "cuda:1"

@@ -398,3 +398,23 @@ def test_a_bf16_run_converts_to_its_own_final_model(latents, tmp_path):
                                        weights))
     assert set(converted) == set(final) and all(torch.equal(final[k], converted[k]) for k in final)
     AcceleratorState._reset_state(True)
+
+
+def test_deepspeed_resume_checks_the_trained_weights_in_the_module_states(tmp_path):
+    """accelerate's load pre-hook sees no models under DeepSpeed: the trainer reads the model states file itself
+    (here one written in DeepSpeed's layout) and names a missing trained weight before loading."""
+    from data_tools.runtime.training import check_deepspeed_trained_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[0].requires_grad_(False)
+    folder = tmp_path / "checkpoint-2" / "pytorch_model"
+    folder.mkdir(parents=True)
+    states = {"module": {"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, "ds_version": "0.19"}
+    torch.save(states, folder / "mp_rank_00_model_states.pt")
+    check_deepspeed_trained_weights(model, str(tmp_path / "checkpoint-2"))    # the frozen layer 0 may be absent
+    del states["module"]["1.bias"]
+    torch.save(states, folder / "mp_rank_00_model_states.pt")
+    with pytest.raises(DataError, match=r"mp_rank_00_model_states.pt: checkpoint lacks 1 trained weight.*1\.bias"):
+        check_deepspeed_trained_weights(model, str(tmp_path / "checkpoint-2"))
+    with pytest.raises(DataError, match="no DeepSpeed model states"):
+        check_deepspeed_trained_weights(model, str(tmp_path))

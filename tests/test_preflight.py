@@ -170,3 +170,15 @@ def test_checkpoint_disk_check_counts_the_trained_parameters_only(monkeypatch, t
         assert report.lines[0][0] == level and "4 x 21.9 GiB" in report.lines[0][1]
     zero2 = preflight.check_checkpoint_disk(preflight.Report(), "motion", cfg, params, True)
     assert zero2 - need == pytest.approx(4 * 1.96e9 * 2 / G)
+
+
+def test_training_the_base_counts_it_as_trained():
+    """With train.train_base (as configs/motion/toy_world.yaml) the base is in the optimizer and the checkpoints:
+    the counts move it from frozen to trained, so checkpoint and memory estimates grow with it."""
+    from motion_gen.config import load_motion_config
+
+    frozen = preflight.motion_params(load_motion_config("configs/motion/dexycb.yaml"))
+    trained = preflight.motion_params(load_motion_config("configs/motion/dexycb.yaml", ["train.train_base=true"]))
+    assert trained["base"] == 0 and trained["branch"] == frozen["base"] + frozen["branch"] > 7e9
+    assert (preflight.checkpoint_gib("motion", trained, False)["checkpoint"]
+            == pytest.approx(12 * (frozen["base"] + frozen["branch"]) / preflight.GiB))

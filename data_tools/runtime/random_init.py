@@ -7,15 +7,21 @@ torch.bfloat16)`` each parameter is allocated once, on the GPU, in bf16, and ini
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
 
 
 def resolve_device(name: str) -> str:
-    """``"auto"``: cuda when available, else cpu; any other device name as it is."""
+    """``"auto"``: this process's GPU when there is one (``LOCAL_RANK`` under torchrun / accelerate launch, else the
+    current device), else cpu; any other device name as it is."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        if "LOCAL_RANK" in os.environ:
+            return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+        return f"cuda:{torch.cuda.current_device()}"
     return name
 
 

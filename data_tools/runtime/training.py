@@ -309,6 +309,23 @@ def check_frozen_weights(model: torch.nn.Module, checkpoint: str) -> None:
                                     "(model.pretrained, model.tiny, its init_device) or dtype than the run's")
 
 
+def check_deepspeed_trained_weights(model: torch.nn.Module, input_dir: str) -> None:
+    """The DeepSpeed twin of ``check_trained_weights`` (accelerate gives its load pre-hook no models under DeepSpeed,
+    and ``load_module_strict=False`` would skip missing keys): every trained parameter of ``model`` (unwrapped)
+    must be in the checkpoint's ``*/mp_rank_00_model_states.pt``."""
+    import glob
+
+    files = sorted(glob.glob(os.path.join(input_dir, "*", "mp_rank_00_model_states.pt")))
+    if not files:
+        raise DataError(input_dir, "no DeepSpeed model states (*/mp_rank_00_model_states.pt)")
+    # DeepSpeed's own file (it loads it the same way): tensors plus its config and version objects
+    saved = torch.load(files[0], map_location="cpu", weights_only=False, mmap=True).get("module") or {}
+    missing = sorted(trainable_names(model) - set(saved))
+    if missing:
+        raise DataError(files[0], f"checkpoint lacks {len(missing)} trained weight(s), e.g. {', '.join(missing[:3])}: "
+                                  "written by another model or configuration?")
+
+
 def state_kwargs(accelerator, save: bool) -> dict:
     """Keyword arguments of ``save_state`` / ``load_state`` that leave frozen weights out of checkpoints."""
     from accelerate.utils import DistributedType
@@ -423,6 +440,8 @@ class Trainer:
         resume = self._resume_path()
         if resume:
             check_frozen_weights(module, resume)
+            if accelerator.distributed_type == "DEEPSPEED":
+                check_deepspeed_trained_weights(module, resume)
             accelerator.load_state(resume, **state_kwargs(accelerator, save=False))
             with open(os.path.join(resume, "trainer_state.json"), encoding="utf-8") as f:
                 step = int(json.load(f)["step"])
