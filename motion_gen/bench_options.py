@@ -37,6 +37,7 @@ OPTIONS = {  # name -> fields of generate
     "pyramid_attention": {"cache": CacheConfig("pyramid_attention")},
     "fp8_weights": {"layerwise_casting": "fp8_e4m3"},
     "group_offload": {"group_offload": "block_level"},
+    "group_offload_fp8": {"group_offload": "block_level", "layerwise_casting": "fp8_e4m3"},  # the 24 GB set-up
     "compile": {"compile": True},
 }
 

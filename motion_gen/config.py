@@ -185,7 +185,9 @@ class MotionConfig:
 
     def __post_init__(self):
         cache = self.generate.cache
-        if cache is not None and cache.method == "first_block" and self.model.pretrained is None:
+        # the block counts are known here for the tiny build only (a folder's are checked when it is built)
+        if (cache is not None and cache.method == "first_block" and self.model.pretrained is None
+                and self.model.transformer is None):
             from motion_gen.options import first_block_cache_blocks
 
             branch = self.model.num_condition_blocks if self.model.condition_names else 0

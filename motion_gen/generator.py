@@ -38,8 +38,8 @@ def build_pipeline(cfg: MotionConfig, device: str | None = None, transformer=Non
     tokenizer, text_encoder = load_text_components(cfg.model, dtype) if text_encoder else (None, None)
     vae = load_vae(cfg.model, dtype)
     load = transformer is None
-    if load:
-        transformer = load_transformer(cfg.model, cfg.generate, dtype)
+    if load:   # inference only: no parameter asks for gradients (one compiled graph for base and branch blocks)
+        transformer = load_transformer(cfg.model, cfg.generate, dtype).requires_grad_(False)
     pipe = CogVideoXConditionPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                                       transformer=transformer, scheduler=build_scheduler(cfg.generate.scheduler,
                                                                                          cfg.model.pretrained))
@@ -155,16 +155,20 @@ class MotionGenerator:
             text = {"prompt": bundle.prompt or "", "negative_prompt": gen.negative_prompt or None}
         else:
             text = {k: v.to(device) for k, v in prompt_embeds.items() if v is not None}
-        frames = self.pipe(
-            image=image, **text,
-            conditions=conditions, height=run_size[0], width=run_size[1], num_frames=run_frames + extra,
-            num_inference_steps=gen.num_inference_steps if num_inference_steps is None else num_inference_steps,
-            guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
-            fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
-            guidance_on=gen.guidance_on,
-            output_type="np",
-            resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
-        ).frames[0]
+        try:
+            frames = self.pipe(
+                image=image, **text,
+                conditions=conditions, height=run_size[0], width=run_size[1], num_frames=run_frames + extra,
+                num_inference_steps=gen.num_inference_steps if num_inference_steps is None else num_inference_steps,
+                guidance_scale=gen.guidance_scale if guidance_scale is None else guidance_scale,
+                fixed_conditions=self.fixed_conditions, use_dynamic_cfg=gen.use_dynamic_cfg, generator=generator,
+                guidance_on=gen.guidance_on,
+                output_type="np",
+                resize_mode=gen.resize_mode, max_sequence_length=self.pipe.transformer.config.max_text_seq_length,
+            ).frames[0]
+        finally:   # a call that failed mid-way (out of memory) must not leave its cached residuals to the next
+            if getattr(self.pipe.transformer, "is_cache_enabled", False):
+                self.pipe.transformer._reset_stateful_cache()
         video = np.clip(np.round(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)[:run_frames]
         if video.shape[0] != run_frames:
             raise RuntimeError(f"pipeline returned {video.shape[0]} frames, expected {run_frames}")

@@ -69,7 +69,7 @@ def enable_cache(pipe, cache: CacheConfig) -> None:
 def apply_options(pipe, gen: GenerateConfig, device: str) -> None:
     """Place ``pipe`` on ``device`` with the configured options: float8 weight storage, cache, group offload (else
     model CPU offload or ``to(device)``), then ``torch.compile`` of each transformer block (diffusers' regional
-    compilation: the blocks share one compiled graph, so compiling costs one block, not the whole model)."""
+    compilation: identical blocks reuse one compiled graph, so compiling costs about one block, not the model)."""
     transformer = pipe.transformer
     if gen.layerwise_casting:
         transformer.enable_layerwise_casting(storage_dtype=fp8_storage_dtype(gen.layerwise_casting),
@@ -78,6 +78,9 @@ def apply_options(pipe, gen: GenerateConfig, device: str) -> None:
         enable_cache(pipe, gen.cache)
     if gen.group_offload:
         cuda = torch.device(device).type == "cuda"
+        if not cuda:
+            logger.warning("generate.group_offload=%s on %s: the weights stay where they are (no GPU to offload "
+                           "from)", gen.group_offload, device)
         pipe.enable_group_offload(torch.device(device), offload_type=gen.group_offload, num_blocks_per_group=1,
                                   use_stream=cuda)
     elif gen.cpu_offload and device != "cpu":

@@ -63,6 +63,7 @@ def _diffusers_hooks(module) -> list[str]:
 def test_each_option_off_leaves_the_output_bit_identical(plain, override):
     gen = _generator(override)
     assert not _diffusers_hooks(gen.pipe.transformer) and gen.pipe.transformer._compiled_call_impl is None
+    assert all(block._compiled_call_impl is None for block in gen.pipe.transformer.transformer_blocks)
     video, counts = _video(gen)
     assert np.array_equal(video, plain[0]) and counts == plain[1]
 
@@ -183,22 +184,30 @@ def test_group_offload_hooks_every_component_and_keeps_the_video(plain, kind):
                     reason="torch.compile on the CPU needs a C++ compiler")
 def test_compile_wraps_each_block_of_a_loaded_pipeline_only(plain):
     """generate.compile=true compiles each block of the loaded transformer, base and branch (diffusers' regional
-    compilation, one graph for the identical blocks: about 20 s on the CPU here), not the whole model, so the cache
-    hooks stay outside; the compiled video equals the plain one to within float rounding. A transformer passed to
-    build_pipeline (training's validation) is left as it is, cache included."""
+    compilation: a few graphs for all blocks, seconds on the CPU here), not the whole model; its video, alone and
+    with the first-block cache (whose decision is a graph break diffusers makes on purpose), equals the plain one
+    to within float rounding, running compiled code (no recompilation limit hit: the counting hooks stay off). A
+    transformer passed to build_pipeline (training's validation) is left as it is, cache included."""
+    from torch._dynamo.utils import counters
+
     from motion_gen.generator import build_pipeline
 
-    compiled = _generator("generate.compile=true")
-    transformer = compiled.pipe.transformer
-    blocks = [*transformer.transformer_blocks, *transformer.condition_blocks]
-    assert all(block._compiled_call_impl is not None for block in blocks) and len(transformer.condition_blocks)
-    assert transformer._compiled_call_impl is None
-    assert np.abs(_video(compiled)[0].astype(int) - plain[0]).max() <= 1
+    for extra in ([], [NEVER_SKIP]):
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = _generator("generate.compile=true", *extra)
+        transformer = compiled.pipe.transformer
+        blocks = [*transformer.transformer_blocks, *transformer.condition_blocks]
+        assert all(block._compiled_call_impl is not None for block in blocks) and len(transformer.condition_blocks)
+        assert transformer._compiled_call_impl is None and transformer.is_cache_enabled == bool(extra)
+        video = compiled.generate(FIRST, _bundle(), seed=3, num_inference_steps=STEPS)
+        assert np.abs(video.astype(int) - plain[0]).max() <= 1
+        assert counters["frames"]["ok"] >= 1 and 1 <= counters["stats"]["unique_graphs"] < 8, dict(counters)
     cached = _generator("generate.compile=true", ALWAYS_SKIP, branch=False)
-    assert cached.pipe.transformer.is_cache_enabled
     plain_transformer = _generator(branch=False).pipe.transformer
     build_pipeline(cached.cfg, "cpu", transformer=plain_transformer, text_encoder=False)
     assert plain_transformer._compiled_call_impl is None and not _diffusers_hooks(plain_transformer)
+    assert all(block._compiled_call_impl is None for block in plain_transformer.transformer_blocks)
 
 
 def test_bench_options_tiny_writes_each_option(tmp_path):
@@ -230,3 +239,24 @@ def test_toy_world_demo_iou_with_the_cache(tmp_path, monkeypatch, caplog):
     assert "cache on the motion transformer: CacheConfig(method='pyramid_attention'" in caplog.text
     margins.check({"demo_cache.video.iou_object": cached})
     assert abs(cached - margins.demo_iou(str(tmp_path / "plain"))["video"]["iou_object"]) <= 0.05
+
+
+def test_a_call_that_fails_mid_way_leaves_no_cached_residual():
+    """A video stopped by an error (out of memory, here injected at the third step) must not hand its cached
+    residual to the next call: with a cache that reuses whenever it can, the next video equals a fresh
+    generator's."""
+    fresh = _generator(ALWAYS_SKIP).generate(FIRST, _bundle(), seed=3, num_inference_steps=STEPS)
+    gen = _generator(ALWAYS_SKIP)
+    step, calls = gen.pipe.scheduler.step, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory (injected)")
+        return step(*args, **kwargs)
+
+    gen.pipe.scheduler.step = failing
+    with pytest.raises(RuntimeError, match="injected"):
+        gen.generate(FIRST, _bundle(), seed=4, num_inference_steps=STEPS)
+    gen.pipe.scheduler.step = step
+    assert np.array_equal(gen.generate(FIRST, _bundle(), seed=3, num_inference_steps=STEPS), fresh)
