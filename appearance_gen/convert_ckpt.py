@@ -34,7 +34,8 @@ from appearance_gen.model import AppearanceControlNets
 from data_tools.errors import DataError, read_json_file
 from data_tools.io.cli import setup_logging
 from data_tools.runtime.checkpoints import (DTYPE_NAMES, build_and_load, load_checkpoint_state, load_weights_file,
-                                            read_model_config, resolve_checkpoint, run_config, save_model_folder)
+                                            read_model_config, resolve_checkpoint, run_config, run_folder,
+                                            save_model_folder)
 
 logger = logging.getLogger(__name__)
 # the reference's two branches: key prefix -> (branch name, condition maps in channel order)
@@ -204,8 +205,7 @@ def initial_controlnets(checkpoint: str, base_path: str | None = None) -> Appear
     from appearance_gen.config import AppearanceConfig
 
     cfg = run_config(checkpoint, "appearance", AppearanceConfig)
-    if base_path:
-        cfg.model.base_path = base_path
+    cfg.model.base_path = run_folder(checkpoint, cfg.model.base_path, base_path, "--base-path")
     return build_controlnets(cfg, build_components(cfg.model)).float().set_trainable()
 
 

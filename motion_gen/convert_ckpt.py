@@ -23,7 +23,8 @@ import torch
 from data_tools.io.cli import setup_logging
 from data_tools.errors import DataError, read_json_file
 from data_tools.runtime.checkpoints import (build_and_load, load_checkpoint_state, load_weights_file, read_model_config,
-                                            resolve_checkpoint, run_config, save_model_folder)
+                                            resolve_checkpoint, run_config, run_folder,
+                                            save_model_folder)
 from motion_gen.config import DTYPES, MotionConfig
 from motion_gen.model import CogVideoXConditionTransformer
 
@@ -49,8 +50,12 @@ def frozen_base(checkpoint: str, pretrained: str | None = None) -> CogVideoXCond
     from motion_gen.components import load_transformer
 
     cfg = run_config(checkpoint, "motion", MotionConfig)
-    if pretrained:
-        cfg.model.pretrained = pretrained
+    if cfg.model.transformer:   # the run started from a trained folder (model.transformer), not a CogVideoX base
+        if pretrained:
+            raise DataError(checkpoint, "--pretrained replaces model.pretrained, but this run started from "
+                                        f"model.transformer {cfg.model.transformer}")
+        cfg.model.transformer = run_folder(checkpoint, cfg.model.transformer, None, "model.transformer (as it was)")
+    cfg.model.pretrained = run_folder(checkpoint, cfg.model.pretrained, pretrained, "--pretrained")
     state = read_json_file(os.path.join(checkpoint, "trainer_state.json"), "trainer state")
     built = state["config"].get("build_dtype")   # the dtype training built in (bf16 on CUDA), random draws included
     transformer = load_transformer(cfg.model, cfg.generate, getattr(torch, built) if built else None)

@@ -418,3 +418,20 @@ def test_deepspeed_resume_checks_the_trained_weights_in_the_module_states(tmp_pa
         check_deepspeed_trained_weights(model, str(tmp_path / "checkpoint-2"))
     with pytest.raises(DataError, match="no DeepSpeed model states"):
         check_deepspeed_trained_weights(model, str(tmp_path))
+
+
+def test_the_base_folder_is_found_from_the_run_directory_or_named(tmp_path, monkeypatch):
+    """A relative model.pretrained is looked up from the directory training ran in (trainer_state.json's cwd)
+    when the converter runs elsewhere; --pretrained wins; a folder found nowhere names the flag."""
+    from data_tools.runtime.checkpoints import run_folder
+
+    ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-1"
+    ckpt.mkdir(parents=True)
+    (tmp_path / "run" / "weights" / "cogvideox").mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "cwd": str(tmp_path / "run")}))
+    monkeypatch.chdir(tmp_path)
+    assert run_folder(str(ckpt), "weights/cogvideox", None, "--pretrained") == str(tmp_path / "run/weights/cogvideox")
+    assert run_folder(str(ckpt), "weights/cogvideox", "/elsewhere", "--pretrained") == "/elsewhere"
+    assert run_folder(str(ckpt), None, None, "--pretrained") is None
+    with pytest.raises(DataError, match="give --pretrained FOLDER where it lies"):
+        run_folder(str(ckpt), "weights/gone", None, "--pretrained")

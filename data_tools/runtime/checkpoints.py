@@ -156,6 +156,23 @@ def run_config(checkpoint: str, key: str, cls):
     return from_dict(cls, config, path)
 
 
+def run_folder(checkpoint: str, path: str | None, replacement: str | None, flag: str) -> str | None:
+    """A folder named in a checkpoint's run config, for rebuilding its frozen base: ``replacement`` (the converter's
+    ``flag``) when given; a relative path that is not here is looked up from the run's working directory (recorded
+    as ``cwd`` in ``trainer_state.json``); a folder found nowhere is a DataError that names ``flag``."""
+    if replacement:
+        return replacement
+    if not path or os.path.isdir(path):
+        return path
+    if not os.path.isabs(path):
+        state = read_json_file(os.path.join(checkpoint, "trainer_state.json"), "trainer state")
+        moved = os.path.join(state.get("cwd") or "", path) if isinstance(state, dict) else ""
+        if moved and os.path.isdir(moved):
+            return moved
+    raise DataError(path, f"the frozen base of {checkpoint} was built from this folder, which is not here: give "
+                          f"{flag} FOLDER where it lies on this machine")
+
+
 def load_trained_part(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | None):
     """Copy a checkpoint's trained weights ``state`` into ``model`` (built with its frozen weights from the run
     config): every key must exist with the model's shape, and every trainable parameter must be in ``state``."""

@@ -404,7 +404,7 @@ class Trainer:
         if accelerator.is_main_process:
             umask_permissions(partial)
             write_json(os.path.join(partial, "trainer_state.json"), {"step": step, "config": self.run_config,
-                                                                     "frozen": self._frozen})
+                                                                     "frozen": self._frozen, "cwd": os.getcwd()})
             if os.path.isdir(final):
                 shutil.rmtree(final)
             os.replace(partial, final)
