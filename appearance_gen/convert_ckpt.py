@@ -201,12 +201,32 @@ def convert_reference(path: str, out_dir: str, flux: str | None = None, dtype: s
 def initial_controlnets(checkpoint: str, base_path: str | None = None) -> AppearanceControlNets:
     """The branches the run started from (trainable flags as in training), rebuilt from the run config in the
     checkpoint's ``trainer_state.json``; ``base_path`` replaces ``model.base_path``."""
-    from appearance_gen.components import build_components, build_controlnets
+    from appearance_gen.components import build_controlnets
     from appearance_gen.config import AppearanceConfig
 
     cfg = run_config(checkpoint, "appearance", AppearanceConfig)
     cfg.model.base_path = run_folder(checkpoint, cfg.model.base_path, base_path, "--base-path")
-    return build_controlnets(cfg, build_components(cfg.model)).float().set_trainable()
+    return build_controlnets(cfg, branch_sources(cfg.model)).float().set_trainable()
+
+
+def branch_sources(model):
+    """What new branches are made from: the base's transformer and its VAE's config. For a FLUX folder only those
+    two are read (not the text encoders or the VAE's weights, 10 GB of the 34 GB); tiny components are built whole."""
+    from types import SimpleNamespace
+
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+
+    from appearance_gen.components import build_components, resolve_dtype
+
+    if model.source != "pretrained":
+        return build_components(model)
+    for sub in ("transformer", "vae"):
+        if not os.path.isfile(os.path.join(model.base_path, sub, "config.json")):
+            raise DataError(os.path.join(model.base_path, sub), "missing component folder of the FLUX base model")
+    transformer = FluxTransformer2DModel.from_pretrained(model.base_path, subfolder="transformer",
+                                                         torch_dtype=resolve_dtype(model.dtype))
+    vae_config = AutoencoderKL.load_config(model.base_path, subfolder="vae")
+    return SimpleNamespace(transformer=transformer.requires_grad_(False), vae=SimpleNamespace(config=vae_config))
 
 
 def convert(checkpoint: str, out_dir: str, controlnet_config: str | None = None, dtype: str | None = None,

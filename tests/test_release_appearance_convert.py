@@ -199,3 +199,30 @@ def test_release_controlnet_sizes_read_at_flux1_width():
         assert config[key] == real.config[key], key
     assert list(config["hint_block_out_channels"]) == [16, 16, 16, 16] and config["axes_dims_rope"] == [16, 56, 56]
     assert sorted(state) == sorted(real.state_dict())
+
+
+def test_branches_are_rebuilt_from_the_flux_transformer_alone(tmp_path, monkeypatch):
+    """Converting a branch-only checkpoint of a run on a FLUX folder rebuilds the initial branches from its
+    transformer and the VAE's config, reading neither text encoder: the same branches as from all components."""
+    import transformers
+
+    from appearance_gen.components import build_components, build_controlnets
+    from appearance_gen.config import load_appearance_config
+    from appearance_gen.convert_ckpt import branch_sources
+    from release_fixtures import make_fake_flux
+
+    make_fake_flux(tmp_path / "flux")
+    cfg = load_appearance_config("configs/appearance/tiny.yaml", ["model.source=pretrained",
+                                                                  f"model.base_path={tmp_path / 'flux'}"])
+    whole = build_controlnets(cfg, build_components(cfg.model)).state_dict()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a text encoder was read")
+
+    for name in ("CLIPTextModel", "T5EncoderModel"):
+        monkeypatch.setattr(getattr(transformers, name), "from_pretrained", refuse)
+    alone = build_controlnets(cfg, branch_sources(cfg.model)).state_dict()
+    assert alone.keys() == whole.keys() and all(torch.equal(alone[k], whole[k]) for k in whole)
+    with pytest.raises(DataError, match="missing component folder"):
+        branch_sources(load_appearance_config("configs/appearance/tiny.yaml", [
+            "model.source=pretrained", f"model.base_path={tmp_path}"]).model)
