@@ -118,3 +118,20 @@ def test_a_rerun_after_sigkill_leaves_no_temporaries(trajectories, tmp_path):
     files = [os.path.join(r, n) for r, _, names in os.walk(out) for n in names]
     assert not [f for f in files if ".part" in os.path.basename(f) or f.endswith(".claim")], files
     assert (out / "grasp_0" / "manifest.json").is_file() and (out / "grasp_0" / "video.mp4").is_file()
+
+
+def test_a_claim_file_never_exists_without_its_content(tmp_path, monkeypatch):
+    """A claim created empty and filled after could be read empty by another worker, taken for a dead worker's and
+    taken over: both would make the item (this suite once saw grasp_0 made twice). The file appears complete, and a
+    live claim renamed away by a worker that could not read it is put back."""
+    folder = str(tmp_path)
+    seen = []
+    dump = claims.json.dump
+    monkeypatch.setattr(claims.json, "dump", lambda obj, f, *a, **k: (
+        seen.append(os.path.exists(os.path.join(folder, claims.CLAIM_FILE))), dump(obj, f, *a, **k)))
+    with claims.claim(folder) as ours:
+        assert ours and seen == [False] and claims.read_claim(folder)["pid"] == os.getpid()
+        token = claims.read_claim(folder)["token"]
+        claims._take_over(folder, os.path.join(folder, claims.CLAIM_FILE), None, 600)   # "held" unreadable
+        assert claims.read_claim(folder)["token"] == token                                # put back: still ours
+    assert sorted(os.listdir(folder)) == []

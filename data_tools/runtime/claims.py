@@ -1,10 +1,10 @@
 """Per-item claims, so that several workers (a duplicated SLURM task, a re-submitted array) never do one item twice.
 
-A worker claims an output folder by creating ``<folder>/.claim`` exclusively (``O_CREAT | O_EXCL``), holding its
-host, pid, start time and a random token; while it works, a heartbeat thread touches the file every
-``HEARTBEAT_S`` seconds. A claim is stale when its holder is gone: on the same host, when the pid no longer runs;
-on any host, when the file has not been touched for ``stale_after`` seconds (a killed job, a failed node). A stale
-claim is taken over by renaming it away first (a rename succeeds for one worker only), and the new holder removes
+A worker claims an output folder by creating ``<folder>/.claim`` exclusively and complete (written under a unique
+name, then hard-linked into place), holding its host, pid, start time and a random token; while it works, a
+heartbeat thread touches the file every ``HEARTBEAT_S`` seconds. A claim is stale when its holder is gone: on
+the same host, when the pid no longer runs; on any host, when the file has not been touched for ``stale_after``
+seconds (a killed job, a failed node). A stale claim is taken over by renaming it away first (a rename succeeds for one worker only), and the new holder removes
 the temporaries the dead one left (``.*.part*`` files written by ``data_tools.io.atomic.atomic_path``). A claim is
 released only by the holder of its token.
 """
@@ -84,13 +84,19 @@ def remove_temporaries(folder: str, stems=None, older_than_s: float = 0.0) -> li
 
 
 def _try_create(path: str, token: str) -> bool:
+    """Create the claim file with its content in one step: written under a unique name, then hard-linked to
+    ``path`` (fails when it exists). Created empty and filled after, another worker could read it empty in
+    between, take it for a dead worker's and take it over too."""
+    tmp = f"{path}.new.{token}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "token": token}, f)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, path)
+        return True
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "token": token}, f)
-    return True
+    finally:
+        os.remove(tmp)
 
 
 def _take_over(folder: str, path: str, held: dict | None, stale_after: float) -> None:
@@ -101,7 +107,7 @@ def _take_over(folder: str, path: str, held: dict | None, stale_after: float) ->
     except FileNotFoundError:
         return
     moved = read_claim_file(stale)
-    if moved and held and moved.get("token") != held.get("token") and not is_stale(moved, stale_after):
+    if moved and not is_stale(moved, stale_after) and moved.get("token") != (held or {}).get("token"):
         with contextlib.suppress(OSError):  # a live claim renamed by mistake: put it back
             os.link(stale, path)
     else:
