@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from data_tools.errors import DataError
+from data_tools.io.contact_sheet import LABEL_HEIGHT
+from data_tools.io.video_io import read_image, resize_frames
 from data_tools.metrics.quality import QualityConfig, quality, verdict
 from data_tools.pose.objects import builtin_object, primitive
 from data_tools.pose.scenarios import (CheckConfig, ScenarioConfig, check_trajectory, draw_scenario, make_scenario,
@@ -91,6 +93,14 @@ def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tm
     assert "accepted" in card and "## Time per video" in card
     for plot in ("counts.png", "qc_scores.png", "pose_checks.png", "accepted_first_frames.png"):
         assert (out / "card" / plot).stat().st_size > 1000 and f"card/{plot}" in card
+    # the mosaic shows the accepted first frames themselves: its first cell is the first one, scaled
+    mosaic = read_image(out / "card" / "accepted_first_frames.png")
+    first_frame = read_image(seq / index["accepted"][0]["name"] / "first_frame.png")
+    cell_width = round(first_frame.shape[1] * 120 / first_frame.shape[0])
+    cell = resize_frames(first_frame[None], (120, cell_width), mode="resize")[0]
+    np.testing.assert_array_equal(mosaic[LABEL_HEIGHT:LABEL_HEIGHT + 120, :cell_width], cell)
+    rows = -(-len(index["accepted"]) // 4)                  # one cell per accepted sequence, 4 per row
+    assert mosaic.shape[:2] == (rows * (LABEL_HEIGHT + 120 + 2) - 2, 4 * (cell_width + 2) - 2)
     # the first frame was chosen by its score: the best-scoring candidate
     manifest = json.loads((seq / "seq_00000" / "manifest.json").read_text())
     candidates = manifest["first_frame"]["candidate_scores"]
