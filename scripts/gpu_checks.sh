@@ -14,7 +14,9 @@
 #      2 denoising steps per stage: time per stage and per video                              55 s
 #   7. motion_options: each generation option against plain bf16 (motion_gen.bench_options, 2 steps a video,
 #      compile last: its JSON keeps the options measured before a stop)                        70 s
-#   total 535 s (8 min 55 s) at most; a step that ignores the stop is killed 15 s later
+#   total 535 s (8 min 55 s) when every step stops at its budget (on SIGTERM a step writes its JSON and ends after
+#   the running GPU operation); one that has not ended 5 s later is killed (40 s more at most). The install is
+#   not stopped (nothing runs without it): 210 s is its expected time on a bare machine (pip wheels, no compiling)
 # Steps 2-7 run through python -m sim2real.gpu_step: peak GPU memory (torch.cuda.max_memory_allocated) beside the
 # preflight's estimate for the same configuration, in OUT/<step>.step.json and in the summary's columns.
 # The environment is set up once here; the steps call Python directly (no second _setup.sh, no pip).
@@ -31,7 +33,7 @@ nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
 motion="motion:configs/motion/random_real_size.yaml"
 appearance="appearance:configs/appearance/random_real_size.yaml"
 gpu_step=(python -m sim2real.gpu_step --require-cuda)
-within() { timeout --kill-after=15 "$@"; }  # within SECONDS COMMAND...: stopped at its budget (exit 124)
+within() { timeout --kill-after=5 "$@"; }  # within SECONDS COMMAND...: stopped at its budget (exit 124)
 step preflight within 15 python -m sim2real.preflight
 step motion_real_gc within 45 "${gpu_step[@]}" --estimate "$motion:train" -- \
   motion_gen.bench --real --out "$out/motion_real_gc.json"

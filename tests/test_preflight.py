@@ -182,3 +182,22 @@ def test_training_the_base_counts_it_as_trained():
     assert trained["base"] == 0 and trained["branch"] == frozen["base"] + frozen["branch"] > 7e9
     assert (preflight.checkpoint_gib("motion", trained, False)["checkpoint"]
             == pytest.approx(12 * (frozen["base"] + frozen["branch"]) / preflight.GiB))
+
+
+def test_the_memory_table_in_gpu_nodes_md_is_the_preflights():
+    """Each row of docs/gpu_nodes.md's training table (config, micro-batch, 1/4/8 GPUs, ZeRO-2 as the training
+    scripts launch it) equals the preflight's estimate rounded as it prints it."""
+    import re
+
+    from appearance_gen.config import load_appearance_config
+    from motion_gen.config import load_motion_config
+
+    rows = re.findall(r"^\| `(configs/\S+\.yaml)`[^|]*\| (\d+)[^|]*\| (\d+) GiB \| (\d+) GiB \| (\d+) GiB \|$",
+                      (ROOT / "docs/gpu_nodes.md").read_text(), re.M)
+    assert len(rows) == 4
+    for path, batch, *per_gpus in rows:
+        stage = "motion" if path.startswith("configs/motion/") else "appearance"
+        cfg = (load_motion_config if stage == "motion" else load_appearance_config)(str(ROOT / path))
+        for gpus, documented in zip((1, 4, 8), per_gpus):
+            estimate = preflight.memory_estimate(stage, cfg, "train", gpus, True, int(batch)).gib
+            assert f"{estimate:.0f}" == documented, (path, batch, gpus, estimate)
