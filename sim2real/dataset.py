@@ -42,7 +42,7 @@ from data_tools.metrics.quality import THRESHOLDS, QualityConfig, QualityScorer,
 from data_tools.pose.scenarios import CheckConfig, NoValidDraw, ScenarioConfig, make_scenario
 from data_tools.runtime.claims import claim, exclusive
 from data_tools.runtime.sharding import parse_shard
-from sim2real.release import ReleaseConfig, prepare_release
+from sim2real.release import ReleaseConfig, check_release, prepare_release
 from sim2real.run import Sim2Real, SimInput
 
 logger = logging.getLogger("sim2real.dataset")
@@ -118,7 +118,11 @@ def config_record(config: DatasetConfig, sim2real: ReleaseConfig) -> dict:
             "qc_thresholds": config.qc.thresholds(), "count": config.count}
 
 
-APART = ("qc_thresholds", "count")   # recorded but not compared: they never change what a sequence is
+# recorded but not compared: they never change what a sequence is (the thresholds only judge; the sim2real config's
+# file and override list are compared as the resolved config, ``sim2real``; where the converted weights are cached
+# and when the stages offload to the CPU change neither a weight nor a pixel)
+APART = ("qc_thresholds", "count", "dataset.sim2real_config", "dataset.sim2real_overrides", "sim2real.weights.cache",
+         "sim2real.weights.offload_below_gib")
 
 
 def differences(wanted, recorded, prefix: str = "") -> list[str]:
@@ -189,6 +193,7 @@ def update_record(out: str, count: int | None = None, thresholds: dict | None = 
     unknown = sorted(set(thresholds or {}) - set(THRESHOLD_FIELDS))
     if unknown:
         raise DataError(None, f"unknown QC thresholds {unknown}; known: {THRESHOLD_FIELDS}")
+    read_record(out)                                  # a dataset folder, before a lock file is made in it
     with exclusive(os.path.join(out, ".merge.lock")):
         recorded = read_record(out)
         new = {**recorded, "count": max(recorded["count"], count or 0),
@@ -223,6 +228,10 @@ class DatasetWorker:
             release = self.sim2real.weights.pam is not None
             self._engine = Sim2Real(prepare_release(self.sim2real) if release else self.sim2real)
         return self._engine
+
+    def judge_with(self, thresholds: dict) -> None:
+        """Judge with the dataset's recorded thresholds (which ``merge`` applies), not this run's config's."""
+        self.config = dataclasses.replace(self.config, qc=dataclasses.replace(self.config.qc, **thresholds))
 
     def folder(self, k: int) -> str:
         return os.path.join(self.out, SEQUENCES, sequence_name(k))
@@ -342,8 +351,13 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
     if count < 1:
         raise DataError(None, f"--count must be at least 1, got {count}")
     index, shards = parse_shard(shard_from_environment(shard))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise DataError(out, "--out is a file, not a dataset folder")
+    worker = DatasetWorker(config, sim2real, out)   # the estimator and segmenter load here: problems before any record
+    if sim2real.weights.pam is not None:
+        check_release(sim2real.weights)             # the weight folders, before anything is recorded or drawn
     record_config(out, config_record(dataclasses.replace(config, count=count), sim2real))
-    worker = DatasetWorker(config, sim2real, out)
+    worker.judge_with(read_record(out)["qc_thresholds"])
     mine = list(range(index, count, shards))
     logger.info("dataset %s: %d sequences, shard %d/%d has %d", out, count, index, shards, len(mine))
     outcome: dict[str, int] = {}
@@ -404,6 +418,7 @@ def merge(out: str, thresholds: dict | None = None) -> dict:
     if thresholds:
         update_record(out, thresholds=thresholds)
     dataset = os.path.join(out, "dataset")
+    read_record(out)                                    # a dataset folder, before a lock file is made in it
     with exclusive(os.path.join(out, ".merge.lock")):   # one merge at a time per dataset folder
         recorded = read_record(out)
         qc_config = quality_config(recorded["dataset"]["qc"], recorded["qc_thresholds"])
@@ -454,11 +469,15 @@ def merge(out: str, thresholds: dict | None = None) -> dict:
         write_card(out, [e for e in records if e["scenario"] is not None], index, recorded)
     logger.info("merged %s: %d accepted, %d rejected, %d pending, %d failed", out, len(accepted), len(rejected),
                 len(pending), len(failed))
+    if rejected and not accepted:
+        logger.warning("%s: no sequence passes the QC thresholds %s, so dataset/ is empty; see card.md's score "
+                       "histograms, and `merge %s --set THRESHOLD=VALUE` to judge again", out, index["thresholds"], out)
     return index
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m sim2real.dataset", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="make this shard's sequences, then merge")
     gen.add_argument("--config", required=True, help="dataset YAML (configs/dataset/toy.yaml, pam_release.yaml)")

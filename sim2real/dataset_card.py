@@ -131,9 +131,11 @@ def write_mosaic(out: str, entries: list[dict], status: str, limit: int) -> str 
         if os.path.isfile(path):
             label = f"{entry['name']} q={entry['qc']['quality']:.2f}"
             images[label] = read_image(path)
-    if not images:
-        return None
     name = f"{status}_first_frames.png"
+    if not images:
+        if os.path.exists(os.path.join(out, CARD_DIR, name)):   # from an earlier merge, under other thresholds
+            os.remove(os.path.join(out, CARD_DIR, name))
+        return None
     write_image(os.path.join(out, CARD_DIR, name), make_mosaic(images))
     return f"{CARD_DIR}/{name}"
 
@@ -170,13 +172,15 @@ def write_card(out: str, entries: list[dict], index: dict, recorded: dict) -> st
     lines = [f"# Dataset card: {os.path.basename(os.path.abspath(out))}", "",
              f"Made by `python -m sim2real.dataset`; card written {datetime.date.today().isoformat()}. "
              f"{index['total']} sequences: **{len(index['accepted'])} accepted**, {len(index['rejected'])} rejected "
-             f"(kept on disk, left out of the index), {len(index['pending'])} pending, {len(index.get('failed', []))} "
+             f"(kept on disk under `sequences/`, listed in `index.json`, left out of `dataset/`), {len(index['pending'])} pending, {len(index.get('failed', []))} "
              "failed (no scenario draw passed the trajectory checks).", "",
              "| split | accepted sequences |", "|---|---|",
              *[f"| {split} | {n} |" for split, n in index["splits"].items()], "",
-             "The accepted sequences are in `dataset/` (processed layout: `filelists/<split>/`, one folder per clip "
-             "with `video.mp4`, the condition videos, `hand_joints.npz`, `pose_labels.npz`); scores per sequence "
-             "in `index.json`.", "", "## What is in it", "", f"![counts]({plot_counts(out, entries)})", ""]
+             ("The accepted sequences are in `dataset/` (processed layout: `filelists/<split>/`, one folder per clip "
+              "with `video.mp4`, the condition videos, `hand_joints.npz`, `pose_labels.npz`); scores per sequence "
+              "in `index.json`." if index["accepted"] else "**No sequence is accepted: `dataset/` is empty.** The "
+              "score histograms below show where the videos fall; `python -m sim2real.dataset merge DIR --set "
+              "THRESHOLD=VALUE` judges every video again."), "", "## What is in it", "", f"![counts]({plot_counts(out, entries)})", ""]
     lines += ["## Quality control", "", "| score | threshold |", "|---|---|",
               *[f"| {score} | {'not gating' if index['thresholds'][THRESHOLDS[score][0]] is None else index['thresholds'][THRESHOLDS[score][0]]} |"
                 for score in SCORES], ""]

@@ -127,10 +127,12 @@ def test_two_shards_side_by_side_one_killed_and_resumed_equal_a_one_shard_run(tm
         return json.loads((moved / "index.json").read_text())
 
     assert not merge_moved("min_hand_iou=1")["accepted"]                # nothing passes: an empty dataset/
+    assert "No sequence is accepted" in (moved / "card.md").read_text()
     assert not glob.glob(str(moved / "dataset" / "seq_*")) and not (moved / "dataset" / "filelists" / "train").exists()
     assert not (moved / "dataset" / "prompts.jsonl").exists()
     index = merge_moved("min_hand_iou=0", "min_object_iou=null")        # everything passes
     assert len(index["accepted"]) == 6 and index["thresholds"]["min_hand_iou"] == 0
+    assert not (moved / "card" / "rejected_first_frames.png").exists()  # the earlier merge's mosaic is gone
     for name in names:
         clip = moved / "dataset" / name / "video.mp4"
         assert clip.read_bytes() == (moved / "sequences" / name / "video.mp4").read_bytes()
@@ -210,6 +212,11 @@ def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_sha
     fewer = subprocess.run(sbatch, cwd=ROOT, env={**alone, "CUDA_VISIBLE_DEVICES": "4"}, capture_output=True,
                            text=True, timeout=600)
     assert fewer.returncode == 2 and "records 2 shards with 2 GPU(s) per task" in fewer.stderr
+    for extra, source in (([], f"{out}/slurm_shards"), (["--shards=2"], "--shards")):   # task 5 of a 2-shard layout
+        outside = subprocess.run([*sbatch, *extra], cwd=ROOT, env={**alone, "SLURM_ARRAY_TASK_ID": "5"},
+                                 capture_output=True, text=True, timeout=600)
+        assert outside.returncode == 2, outside.stderr
+        assert f"array task id 5 is outside the 2 shards (0..1) of {source}" in outside.stderr, outside.stderr
     # a first submission that is not 0..n-1 (here --array=1-3) must say --shards
     fresh = [*sbatch[:3], str(tmp_path / "fresh"), *sbatch[4:]]
     refused = subprocess.run(fresh, cwd=ROOT, env={**alone, "SLURM_ARRAY_TASK_MAX": "3",
@@ -222,6 +229,27 @@ def test_a_rerun_with_another_config_is_refused_and_the_slurm_array_runs_one_sha
                            text=True, timeout=600)
     assert again.returncode == 2
     assert "dataset_config.yaml: this dataset was started with another config (differs in ['dataset.seed'])" in again.stderr
+    # where converted weights are cached is not what a sequence is: another cache folder resumes
+    moved_cache = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out",
+                                  str(out), "--stage", "pose", "--set", *FAST[:1],
+                                  f"sim2real_overrides=[num_frames=9,weights.cache={tmp_path / 'elsewhere'}]"],
+                                 cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert moved_cache.returncode == 0, moved_cache.stderr[-2000:]
+    other_frames = subprocess.run([sys.executable, "-m", "sim2real.dataset", "generate", "--config", TOY, "--out",
+                                   str(out), "--stage", "pose", "--set", *FAST[:1], "sim2real_overrides=[num_frames=5]"],
+                                  cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert other_frames.returncode == 2 and "(differs in ['sim2real.num_frames'])" in other_frames.stderr
+
+
+def test_generate_dataset_sh_takes_relative_paths_from_where_it_is_run(tmp_path):
+    shutil.copy(os.path.join(ROOT, TOY), tmp_path / "mine.yaml")
+    env = {**_env(), "PAM_VENV": "none", "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", os.path.join(ROOT, "scripts/generate_dataset.sh"), "--config", "mine.yaml",
+                           "--out=made", "--count", "1", "--stage", "pose", "--set", *FAST], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "made" / "sequences" / "seq_00000" / "scenario.json").is_file()
+    assert not os.path.exists(os.path.join(ROOT, "made"))
 
 
 def test_the_release_recipe_runs_on_a_fake_release_converting_it_once_for_two_shards(tmp_path):
@@ -400,6 +428,10 @@ def test_a_corrupt_record_or_thresholds_are_one_line(tmp_path):
     unknown = subprocess.run([*cmd, "merge", str(out), "--set", "hand_iou=0.2"], cwd=ROOT, env=_env(),
                              capture_output=True, text=True)
     assert unknown.returncode == 2 and "unknown QC thresholds ['hand_iou']" in unknown.stderr
+    nowhere = subprocess.run([*cmd, "merge", str(tmp_path / "not_made")], cwd=ROOT, env=_env(), capture_output=True,
+                             text=True)
+    assert nowhere.returncode == 2 and "not a dataset folder" in nowhere.stderr
+    assert not (tmp_path / "not_made").exists()                         # no lock file left in a wrong folder
     (out / "dataset_config.yaml").write_text("dataset: [unclosed\n")
     broken = subprocess.run([*cmd, "merge", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert broken.returncode == 2 and "dataset_config.yaml: invalid YAML" in broken.stderr
@@ -473,3 +505,45 @@ def test_a_crash_at_each_step_resumes_from_that_step(tmp_path, monkeypatch):
     index = json.loads((out / "index.json").read_text())
     card = (out / "card.md").read_text()
     assert f"**{len(index['accepted'])} accepted**, {len(index['rejected'])} rejected" in card
+
+
+def test_a_run_that_fails_its_checks_records_nothing_and_the_recorded_thresholds_judge(tmp_path):
+    """Missing release weights: one line, exit 2, and no record left to refuse the corrected rerun. A run whose
+    config has other QC thresholds than the recorded ones writes the verdict merge gives (the recorded decide)."""
+    cmd = [sys.executable, "-m", "sim2real.dataset", "generate", "--out", str(tmp_path / "release"), "--count", "1"]
+    missing = str(tmp_path / "no_weights")
+    weights = f"sim2real_overrides=[weights.pam={missing},weights.flux={missing},weights.cogvideox={missing}]"
+    done = subprocess.run([*cmd, "--config", "configs/dataset/pam_release.yaml", "--set", weights, "qc.keypoints=false",
+                           "qc.min_detection_rate=null", "qc.max_keypoint_error_px=null"], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "the weight folders are incomplete" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "release").exists()
+    (tmp_path / "a_file").write_text("x")
+    as_file = subprocess.run([*cmd[:-4], "--config", TOY, "--out", str(tmp_path / "a_file")], cwd=ROOT, env=_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert as_file.returncode == 2 and "a_file: --out is a file" in as_file.stderr
+
+    out = tmp_path / "ds"
+    lenient = ["qc.min_hand_iou=0", "qc.min_object_iou=0"]
+    subprocess.run([*cmd[:-4], "--config", TOY, "--out", str(out), "--count", "1", "--stage", "pose", "--set", *FAST,
+                    *lenient], cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=600)
+    strict = subprocess.run([*cmd[:-4], "--config", TOY, "--out", str(out), "--count", "1", "--set", *FAST,
+                             "qc.min_hand_iou=1"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert strict.returncode == 0 and "differ from the recorded" in strict.stderr, strict.stderr[-2000:]
+    qc = json.loads((out / "sequences" / "seq_00000" / "qc.json").read_text())
+    index = json.loads((out / "index.json").read_text())
+    assert qc["accepted"] and qc["thresholds"]["min_hand_iou"] == 0 and index["accepted"][0]["name"] == "seq_00000"
+    assert "seq_00000: accepted" in strict.stderr
+
+
+@pytest.mark.parametrize("rank, world", [("3", "2"), ("0", "0"), ("a", "2"), ("-1", "2")])
+def test_rank_and_world_size_from_the_environment_are_checked(monkeypatch, rank, world):
+    from data_tools.runtime.sharding import parse_shard
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    with pytest.raises(DataError, match=f"RANK={rank} WORLD_SIZE={world}"):
+        parse_shard(None)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert parse_shard(None) == (1, 2)

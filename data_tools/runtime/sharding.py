@@ -9,7 +9,11 @@ from data_tools.errors import DataError
 def parse_shard(text: str | None) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; None -> ``(RANK, WORLD_SIZE)`` from the environment (0/1)."""
     if text is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+        if not (rank.isdigit() and world.isdigit() and int(rank) < int(world)):
+            raise DataError(None, f"RANK={rank} WORLD_SIZE={world} in the environment: need whole numbers with "
+                                  "0 <= RANK < WORLD_SIZE (or give --shard i/n)")
+        return int(rank), int(world)
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
