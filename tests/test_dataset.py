@@ -28,7 +28,8 @@ FAST = ["scenarios.num_frames=9", "sim2real_overrides=[num_frames=9]"]   # the t
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLURM") and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     return {**env, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,20 @@ def test_step_budgets_fit_nine_minutes_with_the_install():
 def test_gpu_checks_runs_every_step_on_a_cpu(tmp_path):
     """Without a GPU each GPU step fails at once (exit 2, "no CUDA GPU") yet gets its row with the preflight's
     estimate beside an empty peak, and its JSON; the exit status counts the seven failed steps."""
-    env = dict(os.environ, PAM_VENV="none", OMP_NUM_THREADS="1")
-    done = subprocess.run(["bash", str(ROOT / "scripts/gpu_checks.sh"), str(tmp_path)], cwd=ROOT, env=env,
+    # `timeout` is replaced by a shim that records each step's limit and runs it without one: on a loaded machine a
+    # CPU step (imports, the estimate) could pass its GPU budget and end 124 instead of failing for want of a GPU
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "timeout").write_text('#!/usr/bin/env bash\necho "$*" >> "$(dirname "$0")/limits"\nshift 2\nexec "$@"\n')
+    (shim / "timeout").chmod(0o755)
+    env = dict(os.environ, PAM_VENV="none", OMP_NUM_THREADS="1",
+               PATH=f"{shim}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    done = subprocess.run(["bash", str(ROOT / "scripts/gpu_checks.sh"), str(tmp_path / "out")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 7, done.stdout[-2000:] + done.stderr[-2000:]
+    limits = [line.split()[:2] for line in (shim / "limits").read_text().splitlines()]
+    assert limits == [["--kill-after=5", s] for s in ("15", "45", "20", "80", "20", "20", "55", "70")]
+    tmp_path = tmp_path / "out"
     rows = [r for r in (tmp_path / "summary.md").read_text().splitlines() if r.startswith("| ") and "`" in r]
     names = ["preflight", "motion_real_gc", "motion_real_no_gc", "motion_real_zero2_offload", "appearance_real",
              "appearance_real_gc", "sim2real_real_size", "motion_options"]
@@ -150,7 +161,7 @@ def test_tiny_random_weights_made_in_bf16_on_the_cpu_are_finite_and_run(tmp_path
     for module in modules:
         assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() for p in module.parameters())
     done = subprocess.run(
-        ["python", "-m", "sim2real.demo", "--out", str(tmp_path), "--frames", "9", "--height", "64", "--width", "96",
+        [sys.executable, "-m", "sim2real.demo", "--out", str(tmp_path), "--frames", "9", "--height", "64", "--width", "96",
          "--set", "appearance_overrides=[model.tiny.init_device=cpu, model.dtype=bfloat16]",
          "motion_overrides=[model.tiny.init_device=cpu]", "appearance_steps=1", "motion_steps=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="2"))

@@ -388,8 +388,11 @@ def test_a_bf16_run_converts_to_its_own_final_model(latents, tmp_path):
 
     AcceleratorState._reset_state(True)   # this process's earlier runs set mixed precision "no"
     out = tmp_path / "bf16"
-    train(_cfg(latents, out, "train.loop.max_steps=1", "train.loop.checkpoint_every=1",
-               "train.loop.mixed_precision=bf16", "train.loop.cpu_bf16=true"))
+    try:
+        train(_cfg(latents, out, "train.loop.max_steps=1", "train.loop.checkpoint_every=1",
+                   "train.loop.mixed_precision=bf16", "train.loop.cpu_bf16=true"))
+    finally:                              # the later tests' runs are mixed precision "no" again, even after a failure
+        AcceleratorState._reset_state(True)
     weights = "diffusion_pytorch_model.safetensors"
     final = load_file(str(out / "final" / weights))
     assert final["transformer_blocks.0.attn1.to_q.weight"].dtype == torch.bfloat16
@@ -397,7 +400,6 @@ def test_a_bf16_run_converts_to_its_own_final_model(latents, tmp_path):
     converted = load_file(os.path.join(convert(str(out / "checkpoints" / "checkpoint-1"), str(tmp_path / "conv")),
                                        weights))
     assert set(converted) == set(final) and all(torch.equal(final[k], converted[k]) for k in final)
-    AcceleratorState._reset_state(True)
 
 
 def test_deepspeed_resume_checks_the_trained_weights_in_the_module_states(tmp_path):

@@ -86,7 +86,7 @@ def _fake_managed_venv(tmp_path: Path) -> tuple[dict, Path]:
     fake.write_text(textwrap.dedent(FAKE_PYTHON))
     fake.chmod(0o755)
     log = tmp_path / "log"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PAM_INSTALL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PAM_INSTALL", "PAM_EXTRA")}
     env.update(PAM_VENV=str(tmp_path / "venv"), PYTHON=str(fake), PAM_TEST_LOG=str(log), PAM_TORCH_VERSION="2.13.0")
     return env, log
 
