@@ -22,6 +22,7 @@ layout with ``filelists/<split>/``, read by ``HOISplit`` and the trainers) and `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import glob
 import logging
@@ -34,7 +35,7 @@ import uuid
 import numpy as np
 import yaml
 
-from data_tools.errors import DataError, read_json_file
+from data_tools.errors import DataError, read_json_file, require_output_dir
 from data_tools.io.cli import positive_int, setup_logging
 from data_tools.io.atomic import write_json
 from data_tools.io.config import load_config, read_yaml_mapping, to_dict
@@ -151,16 +152,25 @@ def read_record(out: str) -> dict:
     return recorded
 
 
+@contextlib.contextmanager
+def locked_record(out: str):
+    """The record of dataset folder ``out``, read under its merge lock (one merge or record update at a time); a
+    folder that is not a dataset is refused before any lock file is made in it."""
+    read_record(out)
+    with exclusive(os.path.join(out, ".merge.lock")):
+        yield read_record(out)
+
+
 def _write_record(path: str, record: dict) -> None:
     from data_tools.io.atomic import write_text
 
     write_text(path, yaml.safe_dump(record, sort_keys=True))
 
 
-def record_config(out: str, record: dict) -> None:
+def record_config(out: str, record: dict) -> dict:
     """Write ``DIR/dataset_config.yaml`` on the first run; later runs must bring the same config. The recorded QC
     thresholds stay (``merge --set`` changes them; a run whose config has others is warned); the recorded count
-    grows to the largest asked for."""
+    grows to the largest asked for. Returns the record as the folder now holds it."""
     path = os.path.join(out, CONFIG_RECORD)
     if not os.path.exists(path):
         os.makedirs(out, exist_ok=True)
@@ -184,7 +194,8 @@ def record_config(out: str, record: dict) -> None:
                        "with `python -m sim2real.dataset merge %s --set THRESHOLD=VALUE`", path,
                        wanted["qc_thresholds"], recorded["qc_thresholds"], out)
     if wanted["count"] > recorded["count"]:
-        update_record(out, count=wanted["count"])
+        return update_record(out, count=wanted["count"])
+    return recorded
 
 
 def update_record(out: str, count: int | None = None, thresholds: dict | None = None) -> dict:
@@ -193,9 +204,7 @@ def update_record(out: str, count: int | None = None, thresholds: dict | None = 
     unknown = sorted(set(thresholds or {}) - set(THRESHOLD_FIELDS))
     if unknown:
         raise DataError(None, f"unknown QC thresholds {unknown}; known: {THRESHOLD_FIELDS}")
-    read_record(out)                                  # a dataset folder, before a lock file is made in it
-    with exclusive(os.path.join(out, ".merge.lock")):
-        recorded = read_record(out)
+    with locked_record(out) as recorded:
         new = {**recorded, "count": max(recorded["count"], count or 0),
                "qc_thresholds": {**recorded["qc_thresholds"], **(thresholds or {})}}
         quality_config(new["dataset"]["qc"], new["qc_thresholds"])   # a bad value, a threshold nothing measures
@@ -351,13 +360,12 @@ def generate(config_path: str, out: str, overrides=(), count: int | None = None,
     if count < 1:
         raise DataError(None, f"--count must be at least 1, got {count}")
     index, shards = parse_shard(shard_from_environment(shard))
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise DataError(out, "--out is a file, not a dataset folder")
+    require_output_dir(out, "--out")
     worker = DatasetWorker(config, sim2real, out)   # the estimator and segmenter load here: problems before any record
     if sim2real.weights.pam is not None:
         check_release(sim2real.weights)             # the weight folders, before anything is recorded or drawn
-    record_config(out, config_record(dataclasses.replace(config, count=count), sim2real))
-    worker.judge_with(read_record(out)["qc_thresholds"])
+    recorded = record_config(out, config_record(dataclasses.replace(config, count=count), sim2real))
+    worker.judge_with(recorded["qc_thresholds"])
     mine = list(range(index, count, shards))
     logger.info("dataset %s: %d sequences, shard %d/%d has %d", out, count, index, shards, len(mine))
     outcome: dict[str, int] = {}
@@ -418,9 +426,7 @@ def merge(out: str, thresholds: dict | None = None) -> dict:
     if thresholds:
         update_record(out, thresholds=thresholds)
     dataset = os.path.join(out, "dataset")
-    read_record(out)                                    # a dataset folder, before a lock file is made in it
-    with exclusive(os.path.join(out, ".merge.lock")):   # one merge at a time per dataset folder
-        recorded = read_record(out)
+    with locked_record(out) as recorded:
         qc_config = quality_config(recorded["dataset"]["qc"], recorded["qc_thresholds"])
         records = read_sequences(out)
         accepted, rejected, pending, failed = [], [], [], []

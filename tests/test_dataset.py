@@ -522,7 +522,7 @@ def test_a_run_that_fails_its_checks_records_nothing_and_the_recorded_thresholds
     (tmp_path / "a_file").write_text("x")
     as_file = subprocess.run([*cmd[:-4], "--config", TOY, "--out", str(tmp_path / "a_file")], cwd=ROOT, env=_env(),
                              capture_output=True, text=True, timeout=300)
-    assert as_file.returncode == 2 and "a_file: --out is a file" in as_file.stderr
+    assert as_file.returncode == 2 and "a_file: --out cannot be created: the path is a file" in as_file.stderr
 
     out = tmp_path / "ds"
     lenient = ["qc.min_hand_iou=0", "qc.min_object_iou=0"]
